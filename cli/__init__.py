@@ -1,0 +1,1 @@
+"""Typer command-line application for houseprice (thin layer over the library)."""
