@@ -1,0 +1,350 @@
+"""Loading and validating house-record tables and dataset folders (DESIGN §2).
+
+``load_records`` reads CSV / Parquet / GeoParquet into a GeoDataFrame in EPSG:4326 after
+checking every rule of :mod:`houseprice.data.schema`. All problems are collected and raised
+together in one :class:`RecordsValidationError` (row, column, value, rule), so a user fixes a
+file in one pass. Missing optional values stay missing (NaN / NA); no row is ever dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from houseprice.data.schema import (
+    COLUMNS_BY_NAME,
+    DATASET_FORMAT,
+    HOUSE_COLUMNS,
+    TRAIN_REQUIRED,
+    dataset_json_schema,
+)
+
+Purpose = Literal["train", "predict", "any"]
+_DATE_RE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
+TABLE_SUFFIXES = (".csv", ".parquet", ".geoparquet", ".pq")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One violated rule: ``row`` is the 1-based data row (None for table-level problems)."""
+
+    row: int | None
+    column: str
+    value: Any
+    rule: str
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" if self.row is not None else "table"
+        return f"{where}, column {self.column!r}, value {self.value!r}: {self.rule}"
+
+
+class RecordsValidationError(ValueError):
+    """Raised with every problem found in a table (not just the first)."""
+
+    def __init__(self, source: str | Path, problems: list[Problem], max_listed: int = 200):
+        self.source = str(source)
+        self.problems = problems
+        listed = "\n".join(f"  - {p}" for p in problems[:max_listed])
+        more = len(problems) - max_listed
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        super().__init__(
+            f"{self.source}: {len(problems)} problem(s) in the house records "
+            f"(rows are 1-based data rows; CSV line = row + 1):\n{listed}{tail}"
+        )
+
+
+class DatasetError(ValueError):
+    """A dataset folder or its dataset.json is malformed."""
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV / Parquet / GeoParquet table without interpreting any values."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        # Everything as text first so validation sees the user's raw values.
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    if suffix in (".parquet", ".geoparquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(path).metadata or {}
+        if b"geo" in meta:
+            gdf = gpd.read_parquet(path)
+            return pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+        return pd.read_parquet(path)
+    raise ValueError(
+        f"{path}: unsupported table format {suffix!r}; expected one of {', '.join(TABLE_SUFFIXES)}"
+    )
+
+
+def _is_missing(v: Any) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, float) and math.isnan(v):
+        return True
+    return isinstance(v, str) and v.strip() == ""
+
+
+def _to_number(v: Any) -> float | None:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _check_path(root: Path | None, raw: str) -> str | None:
+    """Return a rule violation for a relative tile path, or None when it is acceptable."""
+    p = Path(raw)
+    if p.is_absolute():
+        return "must be a relative path inside the dataset folder (absolute paths are refused)"
+    if root is None:
+        return None
+    base = root.resolve()
+    resolved = (base / p).resolve()
+    if resolved != base and base not in resolved.parents:
+        return "path escapes the dataset folder (no '..' out of it, no symlinks out of it)"
+    return None
+
+
+def validate_frame(
+    df: pd.DataFrame, *, root: Path | None = None, purpose: Purpose = "any"
+) -> list[Problem]:
+    """Check every contract rule on a raw frame; return all problems (empty list = valid)."""
+    problems: list[Problem] = []
+    required = {c.name for c in HOUSE_COLUMNS if c.required}
+    if purpose == "train":
+        required |= set(TRAIN_REQUIRED)
+    for name in sorted(required - set(df.columns)):
+        problems.append(
+            Problem(
+                None,
+                name,
+                None,
+                f"required column {name!r} is missing "
+                f"(columns found: {', '.join(map(str, df.columns))})",
+            )
+        )
+    seen: dict[str, int] = {}
+    for col in HOUSE_COLUMNS:
+        if col.name not in df.columns:
+            continue
+        must = col.name in required
+        values = df[col.name].tolist()
+        for i, v in enumerate(values, start=1):
+            if _is_missing(v):
+                if must:
+                    problems.append(Problem(i, col.name, None, "value is required"))
+                continue
+            if col.type == "string":
+                s = str(v).strip()
+                if col.unique:
+                    if s in seen:
+                        problems.append(
+                            Problem(i, col.name, s, f"must be unique (first seen in row {seen[s]})")
+                        )
+                    else:
+                        seen[s] = i
+                continue
+            if col.type == "date":
+                s = str(v).strip()
+                if isinstance(v, pd.Timestamp | np.datetime64):
+                    continue
+                if (
+                    not _DATE_RE.match(s)
+                    or pd.to_datetime(s[:10] if len(s) > 7 else s + "-01", errors="coerce")
+                    is pd.NaT
+                ):
+                    problems.append(
+                        Problem(i, col.name, v, "expected a date YYYY-MM or YYYY-MM-DD")
+                    )
+                continue
+            if col.type == "path":
+                rule = _check_path(root, str(v).strip())
+                if rule:
+                    problems.append(Problem(i, col.name, v, rule))
+                continue
+            x = _to_number(v)
+            if x is None:
+                problems.append(Problem(i, col.name, v, f"expected a finite {col.type}"))
+                continue
+            if col.type == "integer" and x != int(x):
+                problems.append(Problem(i, col.name, v, "expected a whole number"))
+            if col.minimum is not None and x < col.minimum:
+                problems.append(Problem(i, col.name, v, f"must be >= {col.minimum:g}"))
+            if col.maximum is not None and x > col.maximum:
+                problems.append(Problem(i, col.name, v, f"must be <= {col.maximum:g}"))
+            if col.exclusive_minimum is not None and x <= col.exclusive_minimum:
+                problems.append(Problem(i, col.name, v, f"must be > {col.exclusive_minimum:g}"))
+    return problems
+
+
+def _coerce(df: pd.DataFrame) -> pd.DataFrame:
+    """Turn validated raw values into typed columns (missing stays missing)."""
+    out = df.copy()
+    out["house_id"] = out["house_id"].astype(str).str.strip()
+    for name in ("latitude", "longitude", "bathrooms", "area_sqft", "price"):
+        if name in out.columns:
+            out[name] = pd.to_numeric(out[name], errors="raise").astype("float64")
+    if "bedrooms" in out.columns:
+        out["bedrooms"] = pd.to_numeric(out["bedrooms"], errors="raise").astype("Int64")
+    if "sold_date" in out.columns:
+        s = out["sold_date"]
+        if not pd.api.types.is_datetime64_any_dtype(s):
+            s = s.map(
+                lambda v: (
+                    None
+                    if _is_missing(v)
+                    else (
+                        str(v).strip() + "-01" if len(str(v).strip()) == 7 else str(v).strip()[:10]
+                    )
+                )
+            )
+        out["sold_date"] = pd.to_datetime(s, errors="raise")
+    for name in ("image", "mask"):
+        if name in out.columns:
+            out[name] = out[name].map(lambda v: None if _is_missing(v) else str(v).strip())
+            out[name] = out[name].astype("object")
+    return out
+
+
+def load_records(
+    path: str | Path, *, root: str | Path | None = None, purpose: Purpose = "any"
+) -> gpd.GeoDataFrame:
+    """Load and validate a house-record table into a GeoDataFrame (EPSG:4326).
+
+    ``root`` is the folder that ``image``/``mask`` paths are relative to (default: the table's
+    folder). ``purpose="train"`` also requires ``price`` and ``sold_date``. Raises
+    :class:`RecordsValidationError` listing every problem.
+    """
+    path = Path(path)
+    root_path = Path(root) if root is not None else path.parent
+    raw = read_table(path)
+    problems = validate_frame(raw, root=root_path, purpose=purpose)
+    if problems:
+        raise RecordsValidationError(path, problems)
+    df = _coerce(raw)
+    gdf = gpd.GeoDataFrame(
+        df, geometry=gpd.points_from_xy(df["longitude"], df["latitude"]), crs="EPSG:4326"
+    )
+    gdf.attrs["source"] = str(path)
+    gdf.attrs["root"] = str(root_path)
+    return gdf
+
+
+def resolve_asset(root: str | Path, rel: str | None) -> Path | None:
+    """Absolute path of a validated ``image``/``mask`` value (None when missing)."""
+    if rel is None or _is_missing(rel):
+        return None
+    base = Path(root).resolve()
+    p = (base / rel).resolve()
+    if p != base and base not in p.parents:
+        raise ValueError(f"{rel!r} escapes the dataset folder {base}")
+    return p
+
+
+@dataclass
+class Dataset:
+    """A dataset folder: ``dataset.json`` + its house-record table (+ optional tiles)."""
+
+    root: Path
+    meta: dict[str, Any]
+    records: gpd.GeoDataFrame = field(repr=False)
+
+    @property
+    def has_tiles(self) -> bool:
+        return "image" in self.records.columns and self.records["image"].notna().any()
+
+    @property
+    def tile_meters(self) -> float | None:
+        v = self.meta.get("tile_meters")
+        return float(v) if v is not None else None
+
+    def tile_path(self, rel: str | None) -> Path | None:
+        return resolve_asset(self.root, rel)
+
+
+def read_dataset_meta(folder: str | Path) -> dict[str, Any]:
+    """Read and schema-check ``dataset.json`` in a dataset folder."""
+    import jsonschema
+
+    folder = Path(folder)
+    meta_path = folder / "dataset.json"
+    if not meta_path.exists():
+        raise DatasetError(
+            f"{folder}: not a dataset folder (no dataset.json). Create one with "
+            "`houseprice data synth-city --out DIR` or `houseprice data ames`."
+        )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{meta_path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+    validator = jsonschema.Draft202012Validator(dataset_json_schema())
+    errors = sorted(validator.iter_errors(meta), key=lambda e: list(e.path))
+    if errors:
+        msgs = "\n".join(
+            f"  - {'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors
+        )
+        raise DatasetError(
+            f"{meta_path}: does not match data_specs/dataset.schema.json "
+            f"(format {DATASET_FORMAT!r}):\n{msgs}"
+        )
+    return meta
+
+
+def load_dataset(folder: str | Path, *, purpose: Purpose = "any") -> Dataset:
+    """Load a dataset folder (``dataset.json`` + table) with full validation."""
+    folder = Path(folder)
+    meta = read_dataset_meta(folder)
+    table = folder / meta["table"]
+    if _check_path(folder, meta["table"]):
+        raise DatasetError(f"{folder / 'dataset.json'}: 'table' must stay inside the folder")
+    records = load_records(table, root=folder, purpose=purpose)
+    return Dataset(root=folder, meta=meta, records=records)
+
+
+def load_any(path: str | Path, *, purpose: Purpose = "any") -> Dataset:
+    """Load either a dataset folder or a bare table (its folder is then the root)."""
+    path = Path(path)
+    if path.is_dir():
+        return load_dataset(path, purpose=purpose)
+    records = load_records(path, purpose=purpose)
+    meta: dict[str, Any] = {"name": path.stem, "table": path.name}
+    meta_path = path.parent / "dataset.json"
+    if meta_path.exists():
+        meta = read_dataset_meta(path.parent)
+    return Dataset(root=path.parent, meta=meta, records=records)
+
+
+def summarize(ds: Dataset) -> dict[str, Any]:
+    """Counts a person wants to see after validation (rows, missing values, tiles on disk)."""
+    r = ds.records
+    out: dict[str, Any] = {"rows": len(r), "columns": list(map(str, r.columns.drop("geometry")))}
+    out["missing"] = {
+        c.name: int(r[c.name].isna().sum()) for c in HOUSE_COLUMNS if c.name in r.columns
+    }
+    if "sold_date" in r.columns and r["sold_date"].notna().any():
+        out["sold_date_range"] = [
+            str(r["sold_date"].min().date()),
+            str(r["sold_date"].max().date()),
+        ]
+    if "price" in r.columns and r["price"].notna().any():
+        out["price_median"] = float(r["price"].median())
+    if "image" in r.columns:
+        present = [p for p in r["image"].dropna()]
+        out["tiles_listed"] = len(present)
+        out["tiles_missing_on_disk"] = sum(1 for p in present if not (ds.root / p).exists())
+    return out
+
+
+COLUMN_NAMES = tuple(COLUMNS_BY_NAME)
