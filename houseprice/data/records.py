@@ -213,8 +213,8 @@ def _coerce(df: pd.DataFrame) -> pd.DataFrame:
         out["sold_date"] = pd.to_datetime(s, errors="raise")
     for name in ("image", "mask"):
         if name in out.columns:
-            out[name] = out[name].map(lambda v: None if _is_missing(v) else str(v).strip())
-            out[name] = out[name].astype("object")
+            vals = [None if _is_missing(v) else str(v).strip() for v in out[name]]
+            out[name] = pd.Series(vals, index=out.index, dtype=object)
     return out
 
 

@@ -148,7 +148,13 @@ def load_backbone_weights(backbone: Backbone, path: str | Path) -> list[str]:
             mapped[k] = v
         else:
             ignored.append(k)
-    missing, unexpected = backbone.load_state_dict(mapped, strict=False)
+    try:
+        missing, unexpected = backbone.load_state_dict(mapped, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise ValueError(
+            f"{path}: weights do not fit backbone {backbone.config.name!r} "
+            f"({str(e).splitlines()[1].strip()})"
+        ) from e
     if missing:
         raise ValueError(
             f"{path}: weights do not fit backbone {backbone.config.name!r}; "

@@ -199,7 +199,7 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         accs.append(float(acc))
     return {
         "loss": float(np.mean(losses)) if losses else math.nan,
