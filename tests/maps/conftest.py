@@ -1,40 +1,16 @@
-"""Fixtures for the maps tests: a few synthetic tiles, heatmaps and a valuations table."""
+"""Fixtures for the maps tests: a valuations table over a few synthetic tiles and heatmaps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from map_synthetic import MALICIOUS_ID, MakeValuations, synthetic_heatmap, synthetic_tile
 from PIL import Image
 
 from houseprice.maps import save_overlay_png
-
-TILE_PX = 48
-MALICIOUS_ID = '<img src=x onerror="window.__xss=1"><script>alert(1)</script>'
-
-
-def synthetic_tile(rng: np.random.Generator, size: int = TILE_PX) -> np.ndarray:
-    """(size, size, 3) uint8: grass, a road along one edge and a roof in the centre."""
-    tile = np.empty((size, size, 3), dtype=np.uint8)
-    tile[:] = (70, 120, 60)
-    tile[: size // 6] = (90, 90, 95)  # road
-    lo, hi = size // 3, 2 * size // 3
-    tile[lo:hi, lo:hi] = rng.integers(120, 200, size=3, dtype=np.uint8)  # roof
-    noise = rng.integers(-10, 11, size=tile.shape)
-    return np.clip(tile.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-
-
-def synthetic_heatmap(size: int = TILE_PX) -> np.ndarray:
-    """(size, size) float in [0, 1]: a Gaussian bump on the centre (where the house is)."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
-    centre = (size - 1) / 2
-    return np.exp(-((yy - centre) ** 2 + (xx - centre) ** 2) / (2 * (size / 6) ** 2))
-
-
-MakeValuations = Callable[..., pd.DataFrame]
 
 
 @pytest.fixture
