@@ -10,6 +10,7 @@ attributes alone is the fallback for houses without a usable tile. The model fol
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -306,7 +307,7 @@ class HousePriceModel:
         folder: str | Path,
         *,
         overwrite: bool = False,
-        extra_files: dict[str, Any] | None = None,
+        extra_writer: Callable[[Path], list[str]] | None = None,
     ) -> Path:
         """Write the model folder atomically (DESIGN §4)."""
         from safetensors.torch import save_file
@@ -322,9 +323,8 @@ class HousePriceModel:
                 save_file(tensors, str(tmp / "siamese.safetensors"))
                 self.regressor.save_model(tmp / "regressor.txt")
                 files += ["siamese.safetensors", "regressor.txt"]
-            for name, writer in (extra_files or {}).items():
-                writer(tmp / name)
-                files.append(name)
+            if extra_writer is not None:  # e.g. the grad-weight database
+                files += extra_writer(tmp)
             meta = {
                 "format": MODEL_FORMAT,
                 "format_version": MODEL_FORMAT_VERSION,

@@ -55,12 +55,12 @@ def train(
     cfg.weights = weights
     cfg.use_all_rows = all_data
     model = HousePriceModel.fit(ds, cfg, device=device, progress=progress)
-    extra_files = {}
+    writer = None
     if model.featurizer is not None:
         from houseprice.explain_houses import build_gradweight_writer
 
-        extra_files = build_gradweight_writer(model, ds, device=device, progress=progress)
-    path = model.save(out, overwrite=overwrite, extra_files=extra_files)
+        writer = build_gradweight_writer(model, ds, device=device, progress=progress)
+    path = model.save(out, overwrite=overwrite, extra_writer=writer)
     return path, model
 
 

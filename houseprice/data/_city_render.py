@@ -12,10 +12,10 @@ every tile that contains it (tiles are crops of the world raster).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
+from tqdm import tqdm
 
 from houseprice.data._city_world import World
 
@@ -43,7 +43,12 @@ DRIVES = [(178, 174, 164), (104, 104, 108), (160, 140, 122)]
 TREES = [(44, 78, 38), (54, 90, 42), (38, 68, 40), (62, 96, 46)]
 PARK_GRASS, PATH = (104, 144, 68), (194, 184, 152)
 SIDEWALK, LOCAL_ASPHALT, ARTERIAL_ASPHALT = (172, 170, 164), (96, 96, 100), (86, 86, 90)
-HIGHWAY_ASPHALT, VERGE, MARKING, YELLOW = (70, 70, 74), (106, 124, 72), (226, 226, 216), (204, 182, 82)
+HIGHWAY_ASPHALT, VERGE, MARKING, YELLOW = (
+    (70, 70, 74),
+    (106, 124, 72),
+    (226, 226, 216),
+    (204, 182, 82),
+)
 WATER_C, DEEP_WATER, BANK = (48, 84, 104), (40, 72, 94), (142, 140, 104)
 POOL_C, POOL_LIGHT, DECK = (64, 178, 210), (98, 204, 228), (206, 196, 176)
 FENCE = (66, 76, 52)
@@ -60,7 +65,9 @@ class Painter:
     label ids only, and ignores calls whose ``cls`` is None (pure decoration).
     """
 
-    def __init__(self, mode: str, origin_m: tuple[float, float], px_per_m: float, size_px: tuple[int, int]):
+    def __init__(
+        self, mode: str, origin_m: tuple[float, float], px_per_m: float, size_px: tuple[int, int]
+    ) -> None:
         self.mode = mode
         self.ox, self.oy = origin_m
         self.k = px_per_m
@@ -84,8 +91,11 @@ class Painter:
     def rects(self, r: np.ndarray, color: tuple | list, mat: int, cls: int | None) -> None:
         """Fill rectangles (N, 4); a pixel is inside when its centre is (half-open edges)."""
         r = np.asarray(r, float).reshape(-1, 4)
-        r = r[~np.isnan(r[:, 0])] if not isinstance(color, list) else r
-        if self.mode == "class" and cls is None or len(r) == 0:
+        ok = ~np.isnan(r[:, 0])
+        if isinstance(color, list):
+            color = [c for c, o in zip(color, ok.tolist(), strict=True) if o]
+        r = r[ok]
+        if (self.mode == "class" and cls is None) or len(r) == 0:
             return
         b = np.ceil((r - (self.ox, self.oy, self.ox, self.oy)) * self.k - 0.5).astype(np.int64)
         for j, (i0, j0, i1, j1) in enumerate(b.tolist()):
@@ -107,7 +117,9 @@ class Painter:
         self._d_rgb.polygon(xy, fill=color)
         self._d_mat.polygon(xy, fill=mat)
 
-    def line(self, pts: np.ndarray, width_m: float, color: tuple, mat: int, cls: int | None) -> None:
+    def line(
+        self, pts: np.ndarray, width_m: float, color: tuple, mat: int, cls: int | None
+    ) -> None:
         w = max(1, round(width_m * self.k))
         if self.mode == "class":
             if cls is not None:
@@ -157,7 +169,13 @@ def _paint(p: Painter, w: World, win: tuple[float, float, float, float]) -> None
     if p.mode == "rgb":
         for i in lot_in[L.fence[lot_in]]:
             x0, y0, x1, y1 = L.rect[i]
-            p.line(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]), 0.3, FENCE, M_GRASS, None)
+            p.line(
+                np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]),
+                0.3,
+                FENCE,
+                M_GRASS,
+                None,
+            )
     # 2. Parks and their paths.
     park_in = w.parks[_in_window(w.parks, win, 2.0)] if len(w.parks) else w.parks
     p.rects(park_in, PARK_GRASS, M_GRASS, PARK)
@@ -168,44 +186,68 @@ def _paint(p: Painter, w: World, win: tuple[float, float, float, float]) -> None
     def streets(kind: int) -> None:
         sel = (st.kind == kind) & _in_window(st.rect, win, 2.0)
         r, ax = st.rect[sel], st.axis[sel]
-        row = (r[:, 2] - r[:, 0]) * (ax == 1) + (r[:, 3] - r[:, 1]) * (ax == 0)
-        asphalt = 8.5 if kind == 0 else 14.0
+        asphalt = w.local_asphalt_m if kind == 0 else w.arterial_asphalt_m
         sidewalk = 1.75 if kind == 0 else 2.0
-        for part, width, color in (("side", sidewalk, SIDEWALK), ("asphalt", asphalt, None)):
-            for j in range(len(r)):
-                x0, y0, x1, y1 = r[j]
-                if ax[j] == 0:  # runs east-west: strips stacked in y
-                    c, h = (y0 + y1) / 2, row[j] / 2
-                    strips = ([[x0, y0, x1, y0 + width], [x0, y1 - width, x1, y1]] if part == "side"
-                              else [[x0, c - width / 2, x1, c + width / 2]])  # fmt: skip
-                else:
-                    c, h = (x0 + x1) / 2, row[j] / 2
-                    strips = ([[x0, y0, x0 + width, y1], [x1 - width, y0, x1, y1]] if part == "side"
-                              else [[c - width / 2, y0, c + width / 2, y1]])  # fmt: skip
-                del h
-                col = color or (LOCAL_ASPHALT if kind == 0 else ARTERIAL_ASPHALT)
-                p.rects(np.array(strips), col, M_CONCRETE if part == "side" else M_ASPHALT, ROAD)
-        if kind == 1 and p.mode == "rgb":  # double yellow centre line
+        if kind == 2:  # bridge deck: parapets, no boulevards
+            p.rects(r, (150, 148, 142), M_CONCRETE, ROAD)
+        paving = LOCAL_ASPHALT if kind == 0 else ARTERIAL_ASPHALT
+        for j in range(len(r)):  # sidewalks along both edges of the right-of-way
+            x0, y0, x1, y1 = r[j]
+            if ax[j] == 0:  # runs east-west: strips stacked in y
+                sides = [[x0, y0, x1, y0 + sidewalk], [x0, y1 - sidewalk, x1, y1]]
+            else:
+                sides = [[x0, y0, x0 + sidewalk, y1], [x1 - sidewalk, y0, x1, y1]]
+            p.rects(np.array(sides), SIDEWALK, M_CONCRETE, ROAD)
+        for j in range(len(r)):  # pavement in the middle, over crossing streets' sidewalks
+            x0, y0, x1, y1 = r[j]
+            if ax[j] == 0:
+                c = (y0 + y1) / 2
+                middle = [x0, c - asphalt / 2, x1, c + asphalt / 2]
+            else:
+                c = (x0 + x1) / 2
+                middle = [c - asphalt / 2, y0, c + asphalt / 2, y1]
+            p.rects(np.array(middle), paving, M_ASPHALT, ROAD)
+        if kind >= 1 and p.mode == "rgb":  # double yellow centre line
             for j in range(len(r)):
                 x0, y0, x1, y1 = r[j]
                 if ax[j] == 0:
                     c = (y0 + y1) / 2
-                    p.rects(np.array([[x0, c - 0.35, x1, c - 0.15], [x0, c + 0.15, x1, c + 0.35]]), YELLOW, M_CONCRETE, None)
+                    p.rects(
+                        np.array([[x0, c - 0.35, x1, c - 0.15], [x0, c + 0.15, x1, c + 0.35]]),
+                        YELLOW,
+                        M_CONCRETE,
+                        None,
+                    )
                 else:
                     c = (x0 + x1) / 2
-                    p.rects(np.array([[c - 0.35, y0, c - 0.15, y1], [c + 0.15, y0, c + 0.35, y1]]), YELLOW, M_CONCRETE, None)
+                    p.rects(
+                        np.array([[c - 0.35, y0, c - 0.15, y1], [c + 0.15, y0, c + 0.35, y1]]),
+                        YELLOW,
+                        M_CONCRETE,
+                        None,
+                    )
 
-    # 3. Local streets; the river and the highway verges cut them.
+    # 3. Local streets end at the highway verge; arterials pass under the highway.
+    window = np.array([win])
+    highway_here = w.highway.distance_to_rects(window)[0] < w.verge_m + 2.0
+    waters = [b for b in w.waters if b.distance_to_rects(window)[0] < w.bank_m + 2.0]
     streets(0)
-    p.polygon(w.river.outline(w.bank_m), BANK, M_SAND, GROUND)
-    p.polygon(w.river.outline(), WATER_C, M_WATER, WATER)
-    if p.mode == "rgb":
-        p.polygon(w.river.outline(-6.0), DEEP_WATER, M_WATER, None)
-    p.polygon(w.highway.outline(w.verge_m), VERGE, M_GRASS, GROUND)
-    # 4. Arterials bridge the river; the highway passes over everything.
+    if highway_here:
+        p.polygon(w.highway.outline(w.verge_m), VERGE, M_GRASS, GROUND)
     streets(1)
-    p.polygon(w.highway.outline(), HIGHWAY_ASPHALT, M_ASPHALT, HIGHWAY)
-    if p.mode == "rgb":
+    # 4. Water covers the streets except where arterials bridge it; the highway is on top.
+    for band in waters:
+        p.polygon(band.outline(w.bank_m), BANK, M_SAND, GROUND)
+    for band in waters:
+        p.polygon(band.outline(), WATER_C, M_WATER, WATER)
+        if p.mode == "rgb":
+            p.polygon(
+                band.outline(-0.25 * float(band.half_width.mean())), DEEP_WATER, M_WATER, None
+            )
+    streets(2)
+    if highway_here:
+        p.polygon(w.highway.outline(), HIGHWAY_ASPHALT, M_ASPHALT, HIGHWAY)
+    if p.mode == "rgb" and highway_here:
         x0, y0, x1, y1 = win
         d = w.lane_dashes
         sel = (np.maximum(d[:, 0], d[:, 2]) > x0 - 5) & (np.minimum(d[:, 0], d[:, 2]) < x1 + 5)
@@ -229,8 +271,9 @@ def _paint(p: Painter, w: World, win: tuple[float, float, float, float]) -> None
         for i in lot_in:
             x0, y0, x1, y1 = L.house[i]
             dx, dy = off[i]
-            p.shadow_polygon(np.array([[x0 + dx, y0 + dy], [x1 + dx, y0 + dy], [x1, y0], [x1, y1],
-                                       [x0, y1], [x0 + dx, y1 + dy]]))  # fmt: skip
+            # The box's shadow: footprint swept towards the north-west (dx, dy < 0).
+            hull = [[x0 + dx, y0 + dy], [x1 + dx, y0 + dy], [x1, y0], [x1, y1], [x0, y1]]
+            p.shadow_polygon(np.array([*hull, [x0 + dx, y1 + dy]]))
     p.rects(L.house[lot_in], [ROOFS[t] for t in L.roof[lot_in]], M_ROOF, OTHER_HOUSE)
     if p.mode == "rgb":
         for i in lot_in:
@@ -238,7 +281,10 @@ def _paint(p: Painter, w: World, win: tuple[float, float, float, float]) -> None
         p.rects(L.chimney[lot_in], (60, 56, 54), M_ROOF, None)
     # 7. Trees: shadows (rgb only), crowns, sunlit tops.
     tree_in = np.flatnonzero(
-        (tr.xy[:, 0] > win[0] - 14) & (tr.xy[:, 0] < win[2] + 14) & (tr.xy[:, 1] > win[1] - 14) & (tr.xy[:, 1] < win[3] + 14)
+        (tr.xy[:, 0] > win[0] - 14)
+        & (tr.xy[:, 0] < win[2] + 14)
+        & (tr.xy[:, 1] > win[1] - 14)
+        & (tr.xy[:, 1] < win[3] + 14)
     )
     xy, r = tr.xy[tree_in], tr.r[tree_in]
     if p.mode == "rgb":
@@ -252,12 +298,19 @@ def _paint(p: Painter, w: World, win: tuple[float, float, float, float]) -> None
 def _roof(p: Painter, h: np.ndarray, color: tuple, ridge_ew: bool, hip: bool) -> None:
     """Gable or hip roof faces: sun-facing (south/east) faces bright, others dark."""
     x0, y0, x1, y1 = h
-    lit, dark, side_lit, side_dark = _shade(color, 1.15), _shade(color, 0.72), _shade(color, 1.0), _shade(color, 0.85)
+    lit, dark, side_lit, side_dark = (
+        _shade(color, 1.15),
+        _shade(color, 0.72),
+        _shade(color, 1.0),
+        _shade(color, 0.85),
+    )
     if ridge_ew:
         ym = (y0 + y1) / 2
         if hip:
             e = min((y1 - y0) / 2, (x1 - x0) / 2)
-            p.polygon(np.array([[x0, y0], [x1, y0], [x1 - e, ym], [x0 + e, ym]]), dark, M_ROOF, None)
+            p.polygon(
+                np.array([[x0, y0], [x1, y0], [x1 - e, ym], [x0 + e, ym]]), dark, M_ROOF, None
+            )
             p.polygon(np.array([[x0, y1], [x1, y1], [x1 - e, ym], [x0 + e, ym]]), lit, M_ROOF, None)
             p.polygon(np.array([[x0, y0], [x0 + e, ym], [x0, y1]]), side_dark, M_ROOF, None)
             p.polygon(np.array([[x1, y0], [x1 - e, ym], [x1, y1]]), side_lit, M_ROOF, None)
@@ -269,7 +322,9 @@ def _roof(p: Painter, h: np.ndarray, color: tuple, ridge_ew: bool, hip: bool) ->
         xm = (x0 + x1) / 2
         if hip:
             e = min((x1 - x0) / 2, (y1 - y0) / 2)
-            p.polygon(np.array([[x0, y0], [x0, y1], [xm, y1 - e], [xm, y0 + e]]), dark, M_ROOF, None)
+            p.polygon(
+                np.array([[x0, y0], [x0, y1], [xm, y1 - e], [xm, y0 + e]]), dark, M_ROOF, None
+            )
             p.polygon(np.array([[x1, y0], [x1, y1], [xm, y1 - e], [xm, y0 + e]]), lit, M_ROOF, None)
             p.polygon(np.array([[x0, y0], [xm, y0 + e], [x1, y0]]), side_dark, M_ROOF, None)
             p.polygon(np.array([[x0, y1], [xm, y1 - e], [x1, y1]]), side_lit, M_ROOF, None)
@@ -285,7 +340,9 @@ def _roof(p: Painter, h: np.ndarray, color: tuple, ridge_ew: bool, hip: bool) ->
 def _hash(ix: np.ndarray, iy: np.ndarray, seed: int) -> np.ndarray:
     """Integer hash of lattice coordinates -> uniform floats in [-1, 1) (float32)."""
     with np.errstate(over="ignore"):
-        h = ix.astype(np.uint32) * np.uint32(0x8DA6B343) ^ iy.astype(np.uint32) * np.uint32(0xD8163841)
+        h = ix.astype(np.uint32) * np.uint32(0x8DA6B343) ^ iy.astype(np.uint32) * np.uint32(
+            0xD8163841
+        )
         h ^= np.uint32((seed * 0x9E3779B9) & 0xFFFFFFFF)
         h ^= h >> np.uint32(16)
         h *= np.uint32(0x7FEB352D)
@@ -315,15 +372,6 @@ def _value_noise(rows: np.ndarray, cols: np.ndarray, cell: float, seed: int) -> 
 # ----------------------------------------------------------------------------- rasters
 
 
-@dataclass
-class WorldRaster:
-    """The city at output resolution: ``rgb`` (H, W, 3) uint8 and ``cls`` (H, W) uint8."""
-
-    rgb: np.ndarray
-    cls: np.ndarray
-    m_per_px: float
-
-
 def raster_size(world: World, m_per_px: float) -> int:
     return math.ceil(world.size_m / m_per_px)
 
@@ -337,12 +385,15 @@ def render_classes(world: World, m_per_px: float) -> np.ndarray:
 
 
 def render_rgb(
-    world: World, m_per_px: float, *, supersample: int, noise_seed: int, chunk_px: int = 384,
+    world: World,
+    m_per_px: float,
+    *,
+    supersample: int,
+    noise_seed: int,
+    chunk_px: int = 384,
     progress: bool = False,
 ) -> np.ndarray:
     """RGB raster (H, W, 3) uint8 of the whole world, painted chunk by chunk."""
-    from tqdm import tqdm
-
     n = raster_size(world, m_per_px)
     out = np.empty((n, n, 3), np.uint8)
     s = supersample
@@ -363,7 +414,7 @@ def render_rgb(
         amp = _AMP[mat]  # (H, W, 3)
         factor = 1.0 + amp[..., 0] * fine + amp[..., 1] * medium + amp[..., 2] * coarse
         shadow = np.asarray(p.shadow, np.float32) / 255.0 * (mat != M_TREE)
-        factor *= 1.0 - 0.45 * shadow
+        factor *= 1.0 - 0.38 * shadow
         rgb *= factor[..., None]
         rgb[..., 2] += 6.0 * shadow  # shadows are a little blue
         small = rgb.reshape(h, s, w, s, 3).mean(axis=(1, 3))
@@ -371,11 +422,13 @@ def render_rgb(
     return out
 
 
-def crop(raster: np.ndarray, centre_m: tuple[float, float], tile_px: int, m_per_px: float) -> tuple[int, int]:
+def crop(
+    raster: np.ndarray, centre_m: tuple[float, float], tile_px: int, m_per_px: float
+) -> tuple[int, int]:
     """Top-left (row, col) of the ``tile_px`` window whose centre is nearest ``centre_m``."""
     x, y = centre_m
-    r0 = int(math.floor(y / m_per_px - tile_px / 2 + 0.5))
-    c0 = int(math.floor(x / m_per_px - tile_px / 2 + 0.5))
+    r0 = math.floor(y / m_per_px - tile_px / 2 + 0.5)
+    c0 = math.floor(x / m_per_px - tile_px / 2 + 0.5)
     if r0 < 0 or c0 < 0 or r0 + tile_px > raster.shape[0] or c0 + tile_px > raster.shape[1]:
         raise ValueError(f"tile centred at {centre_m} m does not fit in the world raster")
     return r0, c0

@@ -167,7 +167,11 @@ def dataset_json_schema() -> dict[str, Any]:
             "truth": {
                 "type": "object",
                 "description": "evaluation-only files; training code never reads them",
-                "properties": {"drivers": {"type": "string"}, "evidence_dir": {"type": "string"}},
+                "properties": {
+                    "drivers": {"type": "string"},
+                    "evidence_dir": {"type": "string"},
+                    "oracle_columns": {"type": "array", "items": {"type": "string"}},
+                },
             },
             "source": {"type": "string"},
         },
