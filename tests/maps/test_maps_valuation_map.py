@@ -8,6 +8,7 @@ import io
 import json
 import math
 import re
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,20 @@ def test_missing_columns_and_empty_table(tmp_path: Path, make_valuations: MakeVa
         )
     with pytest.raises(ValueError, match="no rows"):
         render_valuation_map(frame.iloc[:0], tmp_path / "m.html", tile_meters=50.0)
+
+
+def test_output_is_reproducible(tmp_path: Path, make_valuations: MakeValuations) -> None:
+    frame = make_valuations(3)
+    first = render_valuation_map(frame, tmp_path / "a.html", tile_meters=50.0).read_bytes()
+    second = render_valuation_map(frame, tmp_path / "b.html", tile_meters=50.0).read_bytes()
+    assert first == second
+
+
+def test_missing_asset_packages_say_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    offline_assets.cache_clear()
+    monkeypatch.setitem(sys.modules, "xstatic.pkg.leaflet", None)  # import now fails
+    try:
+        with pytest.raises(ImportError, match="pip install xstatic-leaflet"):
+            offline_assets()
+    finally:
+        offline_assets.cache_clear()

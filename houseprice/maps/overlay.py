@@ -1,0 +1,145 @@
+"""Heatmap overlays: blend a relevance heatmap onto its tile and save it as a PNG.
+
+This module owns the picture of an explanation: ``heatmap_overlay`` returns the blended RGB
+array, ``overlay_figure`` draws it with a colour bar labelled "relevance", and
+``save_overlay_png`` writes either the pixel-aligned blend (same size as the tile, what the
+map places at the tile's ground footprint) or the annotated figure. Matplotlib is used
+through its object API on the Agg canvas, so no global pyplot state or display is involved.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Colormap, Normalize
+from matplotlib.figure import Figure
+from PIL import Image
+
+from houseprice._io import atomic_write_bytes
+
+__all__ = ["heatmap_overlay", "overlay_figure", "save_overlay_png"]
+
+_RANGE_TOLERANCE = 1e-6
+
+
+def _colormap(cmap: str) -> Colormap:
+    try:
+        return colormaps[cmap]
+    except KeyError as err:
+        raise ValueError(
+            f"unknown matplotlib colormap {cmap!r}; try 'jet', 'viridis' or 'inferno'"
+        ) from err
+
+
+def _check_inputs(tile_rgb: np.ndarray, heatmap: np.ndarray, alpha: float) -> np.ndarray:
+    """Validate shapes, dtypes and ranges; return the heatmap as float64 clipped to [0, 1]."""
+    if not isinstance(tile_rgb, np.ndarray) or tile_rgb.ndim != 3 or tile_rgb.shape[2] != 3:
+        shape = getattr(tile_rgb, "shape", type(tile_rgb).__name__)
+        raise ValueError(f"tile_rgb must be a (H, W, 3) array, got {shape}")
+    if tile_rgb.dtype != np.uint8:
+        raise ValueError(f"tile_rgb must be uint8 in [0, 255], got dtype {tile_rgb.dtype}")
+    if not isinstance(heatmap, np.ndarray) or heatmap.shape != tile_rgb.shape[:2]:
+        shape = getattr(heatmap, "shape", type(heatmap).__name__)
+        raise ValueError(
+            f"heatmap must be a (H, W) array matching the tile {tile_rgb.shape[:2]}, "
+            f"got {shape}; resize the heatmap to the tile first"
+        )
+    values = heatmap.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ValueError("heatmap contains NaN or infinite values")
+    low, high = float(values.min()), float(values.max())
+    if low < -_RANGE_TOLERANCE or high > 1.0 + _RANGE_TOLERANCE:
+        raise ValueError(
+            f"heatmap values must lie in [0, 1], got [{low:.4g}, {high:.4g}]; normalise it first"
+        )
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    return np.clip(values, 0.0, 1.0)
+
+
+def heatmap_overlay(
+    tile_rgb: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.5, cmap: str = "jet"
+) -> np.ndarray:
+    """Blend ``cmap(heatmap)`` over the tile: ``(1 - alpha) * tile + alpha * colour``.
+
+    Args:
+        tile_rgb: (H, W, 3) uint8 tile.
+        heatmap: (H, W) relevance in [0, 1].
+        alpha: weight of the heatmap colour (0 = tile only, 1 = heatmap only).
+        cmap: matplotlib colormap name.
+
+    Returns:
+        (H, W, 3) uint8 blended image.
+    """
+    values = _check_inputs(tile_rgb, heatmap, alpha)
+    colours = _colormap(cmap)(values)[..., :3]  # (H, W, 3) floats in [0, 1]
+    tile = tile_rgb.astype(np.float64) / 255.0  # (H, W, 3)
+    blended = (1.0 - alpha) * tile + alpha * colours  # (H, W, 3)
+    return np.clip(np.rint(blended * 255.0), 0, 255).astype(np.uint8)
+
+
+def overlay_figure(
+    tile_rgb: np.ndarray,
+    heatmap: np.ndarray,
+    *,
+    colorbar: bool = True,
+    title: str | None = None,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    dpi: int = 100,
+) -> Figure:
+    """Matplotlib figure of the overlay, optionally with a "relevance" colour bar and a title."""
+    blended = heatmap_overlay(tile_rgb, heatmap, alpha=alpha, cmap=cmap)
+    height, width = blended.shape[:2]
+    # Figure sized so the image keeps roughly its own resolution, plus room for the bar.
+    fig_w = max(width / dpi, 2.0) + (1.1 if colorbar else 0.0)
+    fig_h = max(height / dpi, 2.0) + (0.4 if title else 0.0)
+    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.imshow(blended, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        mappable = ScalarMappable(norm=Normalize(vmin=0.0, vmax=1.0), cmap=_colormap(cmap))
+        bar = fig.colorbar(mappable, ax=ax, fraction=0.046, pad=0.04)
+        bar.set_label("relevance")
+    fig.tight_layout()
+    return fig
+
+
+def save_overlay_png(
+    tile_rgb: np.ndarray,
+    heatmap: np.ndarray,
+    path: str | Path,
+    *,
+    colorbar: bool = True,
+    title: str | None = None,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+) -> Path:
+    """Write the overlay as a PNG (atomically) and return its path.
+
+    With ``colorbar=False`` and no title the PNG is the blended array itself, pixel-aligned
+    with the tile (same H x W): this is the form ``render_valuation_map`` needs, since it
+    places the image at the tile's ground footprint. Otherwise a matplotlib figure with the
+    colour bar labelled "relevance" and the title is written.
+    """
+    out = Path(path)
+    buffer = io.BytesIO()
+    if not colorbar and not title:
+        blended = heatmap_overlay(tile_rgb, heatmap, alpha=alpha, cmap=cmap)
+        Image.fromarray(blended).save(buffer, format="PNG")
+    else:
+        fig = overlay_figure(
+            tile_rgb, heatmap, colorbar=colorbar, title=title, alpha=alpha, cmap=cmap
+        )
+        fig.savefig(buffer, format="png")
+    atomic_write_bytes(out, buffer.getvalue())
+    return out

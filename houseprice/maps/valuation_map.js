@@ -1,0 +1,164 @@
+/* houseprice valuation map layers (inlined into the map by houseprice.maps.valuation_map).
+ *
+ * Reads the JSON data block written by Python and builds:
+ *  - one circle marker per house, coloured by outcome, clustered above a threshold;
+ *  - a popup built on first click: tile and heatmap thumbnails side by side + an info table;
+ *  - a heatmap layer of image overlays at each tile's ground footprint, created lazily and
+ *    only for the houses near the current view, so thousands of houses stay light;
+ *  - the legend.
+ * Every string that reaches the page as HTML (house.info, house.label, data.legend) was
+ * escaped in Python with html.escape; everything else is set through DOM properties.
+ */
+(function () {
+  "use strict";
+
+  var HEATMAP_PANE = "hp-heatmaps";
+
+  function clusterIcon(outcomes) {
+    return function (cluster) {
+      var counts = outcomes.map(function () { return 0; });
+      cluster.getAllChildMarkers().forEach(function (marker) {
+        counts[marker.options.hpOutcome] += 1;
+      });
+      var total = cluster.getChildCount();
+      var stops = [];
+      var done = 0;
+      counts.forEach(function (count, i) {
+        if (count === 0) { return; }
+        var start = (360 * done) / total;
+        done += count;
+        stops.push(outcomes[i].color + " " + start + "deg " + (360 * done) / total + "deg");
+      });
+      var size = total < 10 ? 30 : total < 100 ? 36 : 44;
+      var html = '<div class="hp-cluster" style="background: conic-gradient(' +
+        stops.join(", ") + ')"><span>' + total + "</span></div>";
+      return L.divIcon({ html: html, className: "hp-cluster-icon", iconSize: L.point(size, size) });
+    };
+  }
+
+  function figure(image, caption, thumbPx) {
+    var fig = document.createElement("figure");
+    if (image) {
+      var img = document.createElement("img");
+      img.src = image[0];
+      img.width = image[1];
+      img.height = image[2];
+      img.alt = caption;
+      fig.appendChild(img);
+    } else {
+      var missing = document.createElement("div");
+      missing.className = "hp-missing";
+      missing.style.width = thumbPx + "px";
+      missing.style.height = thumbPx + "px";
+      missing.textContent = "no " + caption;
+      fig.appendChild(missing);
+    }
+    var figcaption = document.createElement("figcaption");
+    figcaption.textContent = caption;
+    fig.appendChild(figcaption);
+    return fig;
+  }
+
+  function popupContent(data, house) {
+    var root = document.createElement("div");
+    root.className = "hp-popup";
+    var images = document.createElement("div");
+    images.className = "hp-images";
+    images.appendChild(figure(house.t >= 0 ? data.images[house.t] : null, "tile", data.thumbPx));
+    images.appendChild(
+      figure(house.h >= 0 ? data.images[house.h] : null, "relevance heatmap", data.thumbPx));
+    root.appendChild(images);
+    var info = document.createElement("div");
+    info.className = "hp-info";
+    info.innerHTML = house.info;  // escaped in Python
+    root.appendChild(info);
+    return root;
+  }
+
+  function heatmapLayer(map, data) {
+    var layer = L.layerGroup();
+    var overlays = {};
+    function refresh() {
+      if (!map.hasLayer(layer)) { return; }
+      var view = map.getBounds().pad(0.5);
+      data.houses.forEach(function (house, i) {
+        if (house.h < 0) { return; }
+        var bounds = L.latLngBounds([house.b[0], house.b[1]], [house.b[2], house.b[3]]);
+        var overlay = overlays[i];
+        if (view.intersects(bounds)) {
+          if (!overlay) {
+            overlay = L.imageOverlay(data.images[house.h][0], bounds, {
+              pane: HEATMAP_PANE, opacity: data.heatmapOpacity, className: "hp-heatmap",
+              interactive: false
+            });
+            overlays[i] = overlay;
+          }
+          if (!layer.hasLayer(overlay)) { layer.addLayer(overlay); }
+        } else if (overlay && layer.hasLayer(overlay)) {
+          layer.removeLayer(overlay);
+        }
+      });
+    }
+    layer.on("add", refresh);
+    map.on("moveend", refresh);
+    return layer;
+  }
+
+  function legend(map, html) {
+    var control = L.control({ position: "topright" });
+    control.onAdd = function () {
+      var div = L.DomUtil.create("div", "hp-legend");
+      div.innerHTML = html;  // escaped in Python
+      L.DomEvent.disableClickPropagation(div);
+      L.DomEvent.disableScrollPropagation(div);
+      return div;
+    };
+    control.addTo(map);
+    return control;
+  }
+
+  function houseLayers(map, dataId) {
+    var data = JSON.parse(document.getElementById(dataId).textContent);
+    var pane = map.createPane(HEATMAP_PANE);
+    pane.style.zIndex = 350;  // above base tiles (200), below markers (overlayPane, 400)
+    pane.style.pointerEvents = "none";
+
+    var popupWidth = 2 * data.thumbPx + 40;
+    var markers = data.houses.map(function (house) {
+      var outcome = data.outcomes[house.o];
+      var marker = L.circleMarker([house.lat, house.lon], {
+        radius: 7, weight: 1.5, color: "#1f1f1f", fillColor: outcome.color, fillOpacity: 0.9,
+        className: "hp-marker hp-" + outcome.key, hpOutcome: house.o
+      });
+      marker.bindPopup(function () { return popupContent(data, house); },
+        { minWidth: popupWidth, maxWidth: popupWidth + 120 });
+      marker.bindTooltip(house.label, { direction: "top", offset: [0, -6] });
+      return marker;
+    });
+    var group;
+    if (data.cluster) {
+      var options = Object.assign({ iconCreateFunction: clusterIcon(data.outcomes) },
+        data.clusterOptions);
+      group = L.markerClusterGroup(options);
+      group.addLayers(markers);
+    } else {
+      group = L.featureGroup(markers);
+    }
+    legend(map, data.legend);
+    var extent = L.latLngBounds(data.houses.map(function (house) {
+      return [[house.b[0], house.b[1]], [house.b[2], house.b[3]]];
+    }).flat());
+    return { markers: group, heatmaps: heatmapLayer(map, data), extent: extent };
+  }
+
+  // Fit the view to the houses, keeping them clear of the controls in the right-hand column
+  // (legend and layer control); called once every control has been added.
+  function fitView(map, extent, maxZoom) {
+    var column = map.getContainer().querySelector(".leaflet-top.leaflet-right");
+    var right = column ? column.offsetWidth : 0;
+    map.fitBounds(extent, { paddingTopLeft: [24, 24], paddingBottomRight: [right + 24, 24],
+      maxZoom: maxZoom });
+  }
+
+  window.houseprice = { houseLayers: houseLayers, fitView: fitView };
+})();
