@@ -322,6 +322,95 @@ def evaluate_cmd(
     out_console.print(f"report: {Path(out) / 'report.md'}", highlight=False)
 
 
+@app.command("explain")
+@user_errors
+def explain_cmd(
+    model: Annotated[Path, typer.Option("--model", help="Model folder.")],
+    input: Annotated[Path, typer.Option("--input", help="Table of houses (CSV/Parquet).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (overlays, table).")],
+    map_html: Annotated[Path | None, typer.Option("--map", help="Write an offline map.")] = None,
+    unseen_only: Annotated[
+        bool, typer.Option("--unseen-only", help="Skip the model's training houses.")
+    ] = False,
+    seed: Seed = 0,
+    device: Device = "cpu",
+    quiet: Quiet = False,
+) -> None:
+    """Price and explain houses: heatmap overlays by weight transfer, a table and a map.
+
+    Example: houseprice explain --model models/city --input data/city/houses.csv\
+    --out expl --map expl/map.html
+    """
+    from houseprice.explain_houses import explain_table
+
+    _seed_everything(seed)
+    res = explain_table(
+        model,
+        input,
+        out,
+        map_html=map_html,
+        device=device,
+        progress=not quiet,
+        test_only=unseen_only,
+    )
+    n_vis = int(res.frame["heatmap"].notna().sum())
+    out_console.print(
+        f"explained {len(res.frame)} houses ({n_vis} with heatmaps); table {res.table}",
+        highlight=False,
+    )
+    if res.report is not None:
+        ratios = ", ".join(f"{k} {v:.3f}" for k, v in res.report["evidence_mask_ratio"].items())
+        out_console.print(
+            f"evidence-mask ratio: {ratios}, uniform {res.report['uniform']:.3f}", highlight=False
+        )
+    if res.map_html is not None:
+        out_console.print(f"map: {res.map_html}", highlight=False)
+
+
+@bench_app.command("explainers")
+@user_errors
+def bench_explainers(
+    out: Annotated[Path, typer.Option("--out", help="Report folder.")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Synthetic-birds folder (made if absent).")
+    ] = None,
+    cub: Annotated[Path | None, typer.Option("--cub", help="Real CUB-200-2011 folder.")] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option("--model", help="Reuse a trained embedding net.")
+    ] = None,
+    profile: Profile = "standard",
+    seed: Seed = 0,
+    device: Device = "cpu",
+    quiet: Quiet = False,
+) -> None:
+    """Localisation benchmark of every explainer (Chen Table 1 layout) on CUB-style data.
+
+    Example: houseprice bench explainers --data data/birds --out reports/bench --profile quick
+    """
+    from houseprice.bench.explainers import run_benchmark
+
+    _check_profile(profile)
+    if (data is None) == (cub is None):
+        raise ValueError("pass exactly one of --data (synthetic birds) or --cub (CUB-200-2011)")
+    _seed_everything(seed)
+    report = run_benchmark(
+        data=data,
+        cub=cub,
+        out=out,
+        profile=profile,
+        seed=seed,
+        device=device,
+        progress=not quiet,
+        model_dir=model_dir,
+    )
+    r = report["retrieval"]
+    out_console.print(
+        f"Recall@1 {r['recall_at_1']:.3f}, NMI {r['nmi']:.3f}; "
+        f"{len(report['methods'])} methods; report {Path(out) / 'report.md'}",
+        highlight=False,
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("KMP_WARNINGS", "0")

@@ -111,7 +111,9 @@ def sampled_explainer(
         n_samples=cfg.n_samples,
         seed=cfg.seed,
     )
-    return SampledGradCAM(net, net.target_layer, sampler, top_m=cfg.top_m)
+    # negate=True: weights of −L, i.e. the evidence that *supports* the learned ranking (the
+    # literal eq. 5–6 gradient of L points at evidence that would raise the loss).
+    return SampledGradCAM(net, net.target_layer, sampler, top_m=cfg.top_m, negate=True)
 
 
 def build_database(

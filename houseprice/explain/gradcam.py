@@ -1,0 +1,171 @@
+"""Gradient channel-weight explainers: Grad-CAM, Grad-CAM++, retrieval Grad-CAM and Grad-CAM-abs.
+
+All of them run one forward and one backward pass per batch (see
+:meth:`~houseprice.explain.base.Explainer.forward_backward`) and differ only in the objective,
+the channel weights and the rectifier applied to ``sum_k w_k A^k``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from houseprice.explain.base import (
+    Explainer,
+    LowRes,
+    Normalize,
+    Target,
+    class_indices,
+    class_scores,
+    weighted_sum,
+)
+
+Rectifier = Literal["relu", "abs"]
+
+
+def gradcam_weights(activations: Tensor, gradients: Tensor) -> Tensor:
+    """Grad-CAM channel weights, Chen eq. 3: ``alpha_k = 1/Z sum_ij dy/dA^k_ij`` -> ``(B, C)``."""
+    del activations  # Grad-CAM weights depend on the gradients only
+    return gradients.mean(dim=(2, 3))
+
+
+def gradcampp_weights(activations: Tensor, gradients: Tensor, eps: float = 0.0) -> Tensor:
+    """Grad-CAM++ channel weights (Chattopadhyay et al. 2018, eq. 19 and eq. 9) -> ``(B, C)``.
+
+    With ``g = dY/dA`` and the exponential-output closed form of the higher derivatives,
+    ``a^kc_ij = g^2 / (2 g^2 + sum_ab A^k_ab g^3 + eps)`` (0 where the denominator is 0) and
+    ``w_k = sum_ij a^kc_ij ReLU(g_ij)``. ``eps = 0`` is the paper's formula; the ``grad-cam``
+    package adds ``eps = 1e-6``, which dominates the denominator when ``|g| < ~1e-3``.
+    """
+    g2 = gradients.pow(2)
+    g3 = g2 * gradients
+    denominator = 2.0 * g2 + activations.sum(dim=(2, 3), keepdim=True) * g3 + eps
+    safe = torch.where(denominator != 0, denominator, torch.ones_like(denominator))
+    alpha = torch.where(denominator != 0, g2 / safe, torch.zeros_like(g2))
+    return (alpha * gradients.clamp_min(0.0)).sum(dim=(2, 3))
+
+
+def rectify(linear: Tensor, how: Rectifier) -> Tensor:
+    """ReLU (Chen eq. 4) or absolute value (Taha eq. 7) of the weighted activation sum."""
+    return linear.clamp_min(0.0) if how == "relu" else linear.abs()
+
+
+def embedding_sum(output: Any) -> Tensor:
+    """Taha eq. 6 objective: sum of the output embedding's components, ``(B, D) -> (B,)``.
+
+    ``d y / d A`` for a vector ``y`` is taken as the gradient of ``sum_d y_d`` (what
+    ``tf.gradients`` computes for a vector output).
+    """
+    if not isinstance(output, Tensor) or output.ndim < 2:
+        raise ValueError("the embedding objective needs a (B, D) tensor output")
+    return output.flatten(1).sum(dim=1)
+
+
+class GradCAM(Explainer):
+    """Grad-CAM (Chen eq. 2-4): ``ReLU(sum_k alpha_k A^k)``, ``alpha_k`` = mean gradient.
+
+    ``target``: ``None`` explains the arg-max class; class indices (int, sequence or LongTensor
+    ``(B,)``) explain those classes' pre-softmax scores; a callable maps the model output to one
+    scalar per sample (any differentiable objective).
+    """
+
+    name: ClassVar[str] = "gradcam"
+    rectifier: ClassVar[Rectifier] = "relu"
+
+    def __init__(
+        self, model: nn.Module, target_layer: nn.Module, *, normalize: Normalize = "max"
+    ) -> None:
+        super().__init__(model, target_layer, normalize=normalize)
+
+    def channel_weights(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        """Channel weights ``(B, C)`` from activations and gradients ``(B, C, h, w)``."""
+        return gradcam_weights(activations, gradients)
+
+    def objective(self, target: Target, batch: int) -> Callable[[Any], Tensor]:
+        """The per-sample scalar objective for ``target`` (class scores by default)."""
+        if callable(target) and not isinstance(target, Tensor):
+            return target
+
+        def score(output: Any) -> Tensor:
+            if target is None:
+                if not isinstance(output, Tensor) or output.ndim != 2:
+                    raise ValueError(
+                        "target=None explains the arg-max class and needs a (B, n_classes) "
+                        "output; pass a callable objective for other outputs"
+                    )
+                classes = output.detach().argmax(dim=1)
+            else:
+                classes = class_indices(target, batch, output.device)
+            return class_scores(output, classes)
+
+        return score
+
+    def _compute(self, x: Tensor, target: Target) -> LowRes:
+        objective = self.objective(target, x.shape[0])
+        grad_pass = self.forward_backward(
+            x, lambda out: self._per_sample(objective(out), x.shape[0], "the objective")
+        )
+        weights = self.channel_weights(grad_pass.activations, grad_pass.gradients)
+        linear = weighted_sum(grad_pass.activations, weights)
+        return LowRes(
+            raw=rectify(linear, self.rectifier),
+            weights=weights,
+            linear=linear,
+            output=grad_pass.output,
+            extras={"objective": grad_pass.values},
+        )
+
+
+class GradCAMPlusPlus(GradCAM):
+    """Grad-CAM++ (Chattopadhyay et al. eq. 19) for class scores or any scalar target.
+
+    ``eps`` is added to the eq. 19 denominator (see :func:`gradcampp_weights`); 0 by default.
+    """
+
+    name: ClassVar[str] = "gradcampp"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        target_layer: nn.Module,
+        *,
+        eps: float = 0.0,
+        normalize: Normalize = "max",
+    ) -> None:
+        super().__init__(model, target_layer, normalize=normalize)
+        if eps < 0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
+        self.eps = eps
+
+    def channel_weights(self, activations: Tensor, gradients: Tensor) -> Tensor:
+        return gradcampp_weights(activations, gradients, self.eps)
+
+
+class RetrievalGradCAM(GradCAM):
+    """Vanilla Grad-CAM for retrieval (Taha eq. 6): gradient of the output embedding.
+
+    ``target=None`` uses :func:`embedding_sum`; a callable objective may be given instead.
+    The model output should be the raw embedding (before L2 normalisation), as in Taha §4.2.
+    """
+
+    name: ClassVar[str] = "gradcam_vanilla"
+
+    def objective(self, target: Target, batch: int) -> Callable[[Any], Tensor]:
+        if target is None:
+            return embedding_sum
+        if callable(target) and not isinstance(target, Tensor):
+            return target
+        raise TypeError(
+            f"{type(self).__name__} explains the embedding itself: target must be None or a "
+            "callable objective"
+        )
+
+
+class GradCAMAbs(RetrievalGradCAM):
+    """Grad-CAM-abs (Taha eq. 7): ``abs(sum_k alpha_k^y A^k)`` instead of the ReLU."""
+
+    name: ClassVar[str] = "gradcam_abs"
+    rectifier: ClassVar[Rectifier] = "abs"
