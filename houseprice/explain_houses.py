@@ -137,7 +137,6 @@ def build_database(
         disable=not progress,
         leave=False,
     ):
-        assert explainer.explain is not None
         e = explainer.explain(x, target.to(device))
         assert e.weights is not None
         dense.append(e.weights.detach().cpu())

@@ -62,7 +62,7 @@ class TrainConfig:
     siamese: SiameseConfig = field(default_factory=SiameseConfig)
     regressor: RegressorConfig = field(default_factory=RegressorConfig)
     n_folds: int = 3  # cross-fitting folds for training-row features (0 = naive)
-    pair_target: PairTarget = "price"
+    pair_target: PairTarget = "residual"
     match_attributes: tuple[str, ...] = ("G", "A")  # matched-partner space for pairs
     train_fraction: float = 0.6
     use_all_rows: bool = False  # True: train on every row (production), no held-out split
@@ -95,7 +95,7 @@ def profile_config(
 ) -> TrainConfig:
     """The quick / standard / paper presets of DESIGN §7."""
     if profile == "quick":
-        sia = SiameseConfig(epochs=4, patience=4, batch_size=48)
+        sia = SiameseConfig(epochs=4, patience=4)
         cfg = TrainConfig(siamese=sia, regressor=RegressorConfig(n_estimators=300), n_folds=2)
     elif profile == "standard":
         cfg = TrainConfig()

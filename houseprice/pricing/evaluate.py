@@ -153,13 +153,16 @@ def evaluate(
     }
     truth = read_truth(dataset)
     if truth is not None:
-        cols = [
-            c
-            for c in truth.columns
-            if c not in TRUTH_EXCLUDE
-            and not c.startswith("true_")
-            and (pd.api.types.is_numeric_dtype(truth[c]) or pd.api.types.is_bool_dtype(truth[c]))
-        ]
+        listed = (dataset.meta.get("truth") or {}).get("oracle_columns")
+        cols = (
+            list(listed)
+            if listed
+            else [
+                c
+                for c in truth.columns
+                if c not in TRUTH_EXCLUDE and pd.api.types.is_numeric_dtype(truth[c])
+            ]
+        )
         drivers = rec[["house_id"]].merge(truth, on="house_id", how="left")[cols]
         xo = pd.concat(
             [x_full.reset_index(drop=True), drivers.astype("float64").reset_index(drop=True)],

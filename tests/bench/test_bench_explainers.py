@@ -1,0 +1,158 @@
+"""The explainer benchmark runner end to end on the quick profile (tiny synthetic birds)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from houseprice.bench.explainers import PROFILES, render_markdown, run_benchmark
+
+REQUIRED = (
+    "bbox_ratio_mean",
+    "bbox_ratio_std",
+    "mask_ratio_mean",
+    "mask_ratio_std",
+    "wsol_accuracy",
+    "seconds_per_image",
+)
+EXPECTED_METHODS = {
+    "uniform",
+    "gradcam_single_triplet",
+    "gradcam_all_channels",
+    "gradcam_top50",
+    "gradcampp_single_triplet",
+    "gradcampp_all_channels",
+    "gradcampp_top50",
+    "gradcam_transfer_exact",
+    "gradcam_transfer_kmeans50",
+    "gradcampp_transfer_exact",
+    "gradcampp_transfer_kmeans50",
+    "embeddingcam_point_all",
+    "embeddingcam_point_top50",
+    "embeddingcam_mean_all",
+    "embeddingcam_mean_top50",
+    "gradcam_vanilla",
+    "gradcam_abs",
+    "l2caf",
+}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("bench")
+    report = run_benchmark(
+        data=root / "birds", out=root / "out", profile="quick", seed=0, progress=False
+    )
+    yield root, report
+    torch.set_num_threads(threads)
+
+
+def test_quick_profile_writes_every_method(quick_run: tuple[Path, dict[str, Any]]) -> None:
+    root, report = quick_run
+    out = root / "out"
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk == report
+    assert report["dataset"] == "synthetic-birds"
+    assert (root / "birds" / "images.txt").is_file()  # generated with the quick size
+    assert set(report["retrieval"]) >= {"recall_at_1", "nmi"}
+    for value in report["retrieval"].values():
+        assert 0.0 <= value <= 1.0
+    assert set(report["methods"]) == EXPECTED_METHODS
+    n_eval = PROFILES["quick"].eval_images
+    for name, result in report["methods"].items():
+        for key in REQUIRED:
+            assert key in result, (name, key)
+        for key in ("bbox_ratio_mean", "mask_ratio_mean", "wsol_accuracy"):
+            assert 0.0 <= result[key] <= 1.0, (name, key)
+        assert result["seconds_per_image"] >= 0.0
+        assert result["n_images"] == n_eval
+        sweep = result["threshold_sweep"]
+        assert len(sweep["thresholds"]) == len(sweep["accuracy"]) == 10
+        assert sweep["accuracy"][sweep["thresholds"].index(0.2)] == result["wsol_accuracy"]
+    for name in ("report.md", "qualitative.png", "sensitivity_m.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "model" / "embedding.json").is_file()
+    assert (out / "gradweights" / "gradcam.json").is_file()
+    text = (out / "report.md").read_text()
+    assert "| BBox |" in text and "gradcam_transfer_kmeans50" in text
+    assert text == render_markdown(report)
+
+
+def test_uniform_ratio_is_the_region_area(quick_run: tuple[Path, dict[str, Any]]) -> None:
+    _, report = quick_run
+    uniform = report["methods"]["uniform"]
+    # a constant map puts exactly the area fraction of the box inside it: strictly in (0, 1)
+    assert 0.0 < uniform["bbox_ratio_mean"] < 1.0
+    assert uniform["mask_ratio_mean"] < uniform["bbox_ratio_mean"]  # the mask lies in the box
+    # every map other than uniform/transfer gets its partners: single triplet has 1 valid
+    assert report["methods"]["gradcam_single_triplet"]["mean_valid_triplets"] <= 1.0
+    assert report["methods"]["gradcam_top50"]["mean_valid_triplets"] > 1.0
+
+
+def test_proxy_methods_have_zero_run_variance(quick_run: tuple[Path, dict[str, Any]]) -> None:
+    _, report = quick_run
+    runs = report["methods"]["embeddingcam_point_top50"]["runs"]
+    assert runs["n_runs"] == PROFILES["quick"].n_runs
+    assert runs["bbox_ratio_run_std"] == 0.0
+    claims = {c["claim"]: c for c in report["claims"]}
+    assert any("zero variance" in c for c in claims)
+    for claim in report["claims"]:
+        assert claim["holds"] in (True, False, None)
+
+
+def test_sensitivity_covers_all_channels(quick_run: tuple[Path, dict[str, Any]]) -> None:
+    _, report = quick_run
+    rows = report["sensitivity_m"]
+    n_channels = report["setup"]["n_channels"]
+    assert rows[-1]["m"] == n_channels and rows[-1]["all_channels"]
+    assert [r["m"] for r in rows] == sorted(r["m"] for r in rows)
+    # all channels in the sweep reproduce the gradcam_all_channels method exactly
+    all_channels = report["methods"]["gradcam_all_channels"]
+    assert rows[-1]["bbox_ratio_mean"] == pytest.approx(all_channels["bbox_ratio_mean"], abs=1e-6)
+    top = next(r for r in rows if r["m"] == 50)
+    assert top["bbox_ratio_mean"] == pytest.approx(
+        report["methods"]["gradcam_top50"]["bbox_ratio_mean"], abs=1e-6
+    )
+
+
+def test_reloaded_model_reproduces_the_scores(
+    quick_run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    root, report = quick_run
+    torch.set_num_threads(1)
+    again = run_benchmark(
+        data=root / "birds",
+        out=tmp_path / "again",
+        profile="quick",
+        seed=0,
+        progress=False,
+        model_dir=root / "out" / "model",
+    )
+    assert not (tmp_path / "again" / "model").exists()  # loaded, not retrained
+    assert again["setup"]["timings"]["train_seconds"] == 0.0
+    assert again["retrieval"] == report["retrieval"]
+    for name, result in report["methods"].items():
+        for key in ("bbox_ratio_mean", "mask_ratio_mean", "wsol_accuracy"):
+            assert np.isclose(again["methods"][name][key], result[key], atol=1e-6), (name, key)
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        run_benchmark(out=tmp_path / "o", profile="quick", progress=False)
+    with pytest.raises(ValueError, match="exactly one"):
+        run_benchmark(data=tmp_path, cub=tmp_path, out=tmp_path / "o", profile="quick")
+    with pytest.raises(ValueError, match="unknown profile"):
+        run_benchmark(data=tmp_path, out=tmp_path / "o", profile="huge")
+    with pytest.raises(ValueError, match="weights"):
+        run_benchmark(data=tmp_path / "never", out=tmp_path / "o", profile="paper")
+    assert not (tmp_path / "never").exists()  # refused before generating anything
+    with pytest.raises(FileNotFoundError, match="CUB"):
+        run_benchmark(cub=tmp_path / "nothing", out=tmp_path / "o", profile="quick")
