@@ -101,10 +101,10 @@ class CityConfig:
     trend_log: tuple[float, ...] = (0.0, 0.13, 0.03, 0.0, 0.02, 0.02, 0.045)
     season_amplitude: float = 0.02  # peaks in spring
     # --- visual drivers (visible only in the tile)
-    pool_effect: float = 0.16
-    lot_elasticity: float = 0.18  # times log(lot area / lot_ref_m2)
+    pool_effect: float = 0.11
+    lot_elasticity: float = 0.27  # times log(lot area / lot_ref_m2)
     lot_ref_m2: float = 600.0
-    tree_cover_effect: float = 0.60  # times the canopy share of the lot
+    tree_cover_effect: float = 0.36  # times the canopy share of the lot
     water_front_effect: float = 0.20
     water_front_m: float = 28.0  # house centre to water
     park_effect: float = 0.08

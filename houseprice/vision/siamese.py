@@ -36,14 +36,14 @@ class SiameseConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     feature_dim: int = 4  # d, the visual feature size (paper: 4)
     image_size: int = 64
-    epochs: int = 15
+    epochs: int = 10
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-4
     tie_margin: float = 0.08  # skip pairs with |Δ log target| < margin
     local_fraction: float = 0.0  # share of each batch made of matched partners
     local_k: int = 8  # matched partner drawn among this many nearest neighbours
-    patience: int = 5  # early stopping on held-out pair accuracy
+    patience: int = 4  # early stopping on held-out pair accuracy
     val_fraction: float = 0.15
     freeze_backbone: bool = False  # paper mode: only the FC (C×d) is trained
     augment: bool = True
