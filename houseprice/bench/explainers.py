@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from houseprice._io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from houseprice.data.cub import IMAGENET_MEAN, IMAGENET_STD, CUBDataset
+from houseprice.data.cub import IMAGENET_MEAN, IMAGENET_STD, CUBAugConfig, CUBDataset
 from houseprice.explain import (
     L2CAF,
     EmbeddingCAM,
@@ -103,6 +103,7 @@ class BenchProfile:
     synth_images_per_class: int
     synth_px: int
     train: EmbeddingTrainConfig
+    train_aug: CUBAugConfig = field(default_factory=lambda: CUBAugConfig(scale=(0.5, 1.0)))
     n_samples: int = 50  # N_s, triplets per anchor (Chen §4.1)
     top_m: int = 50  # M, capped by the layer's channel count
     kmeans_k: int = 50  # database compressed to K centres (Chen §4.1 storage analysis)
@@ -119,6 +120,9 @@ class BenchProfile:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["train"] = self.train.to_dict()
+        d["train_aug"] = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in d["train_aug"].items()
+        }
         d["m_grid"] = list(self.m_grid)
         return d
 
@@ -158,8 +162,8 @@ PROFILES: dict[str, BenchProfile] = {
             images_per_class=4,
             lr=1e-3,
         ),
-        eval_images=1000,
-        db_images=None,
+        eval_images=500,
+        db_images=1500,
         batch_size=50,
         l2caf=L2CAFConfig(max_iter=300, patience=25),
     ),
@@ -177,6 +181,7 @@ PROFILES: dict[str, BenchProfile] = {
             lr=1e-4,
             eval_batch_size=64,
         ),
+        train_aug=CUBAugConfig(),  # random resized crop, area 16-100 %, and flips at 224 px
         batch_size=32,
         needs_weights=True,
     ),
@@ -389,7 +394,9 @@ def _model(
     config = prof.train
     if weights is not None:
         config = replace(config, weights=str(weights))
-    train_set = CUBDataset(root, split="train", image_size=config.image_size, train_aug=True)
+    train_set = CUBDataset(
+        root, split="train", image_size=config.image_size, train_aug=True, aug=prof.train_aug
+    )
     start = time.perf_counter()
     net, history = train_embedding(train_set, config, seed=seed, device=device, progress=progress)
     seconds = time.perf_counter() - start
@@ -786,8 +793,16 @@ def _claims(results: dict[str, dict[str, Any]], prof: BenchProfile) -> list[dict
 
     def close(text: str, a: str, b: str, metric: str, tol: float) -> None:
         va, vb = value(a, metric), value(b, metric)
-        holds = None if va is None or vb is None else abs(va - vb) <= tol
-        claims.append({"claim": text, "metric": metric, "values": {a: va, b: vb}, "holds": holds})
+        diff = None if va is None or vb is None else va - vb
+        claims.append(
+            {
+                "claim": text,
+                "metric": metric,
+                "values": {a: va, b: vb},
+                "difference": diff,
+                "holds": None if diff is None else abs(diff) <= tol,
+            }
+        )
 
     for metric in ("bbox_ratio_mean", "mask_ratio_mean"):
         chain(
@@ -837,7 +852,7 @@ def _claims(results: dict[str, dict[str, Any]], prof: BenchProfile) -> list[dict
                 "claim": "EmbeddingCAM has zero variance across runs; sampled top-M does not",
                 "metric": "bbox_ratio_run_std",
                 "values": {f"embeddingcam_point_top{m}": std_e, f"gradcam_top{m}": std_s},
-                "holds": None if std_e is None else std_e == 0.0,
+                "holds": None if std_e is None or std_s is None else std_e == 0.0 < std_s,
             }
         )
     chain(
@@ -857,6 +872,12 @@ def _fmt(mean: float | None, std: float | None = None) -> str:
     if mean is None:
         return "–"
     return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.1e}" if 0 < abs(v) < 0.01 else f"{v:.3f}"
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -962,7 +983,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for c in report["claims"]:
-        vals = ", ".join(f"{n}: {'–' if v is None else f'{v:.3f}'}" for n, v in c["values"].items())
+        vals = ", ".join(f"{n}: {_num(v)}" for n, v in c["values"].items())
+        if c.get("difference") is not None:
+            vals += f" (difference {c['difference']:+.3f})"
         holds = {True: "yes", False: "**no**", None: "n/a"}[c["holds"]]
         lines.append(f"| {c['claim']} | {c['metric']} | {vals} | {holds} |")
     lines += [

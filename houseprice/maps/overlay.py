@@ -133,13 +133,45 @@ def save_overlay_png(
     """
     out = Path(path)
     buffer = io.BytesIO()
+    blended = heatmap_overlay(tile_rgb, heatmap, alpha=alpha, cmap=cmap)
     if not colorbar and not title:
-        blended = heatmap_overlay(tile_rgb, heatmap, alpha=alpha, cmap=cmap)
         Image.fromarray(blended).save(buffer, format="PNG")
     else:
-        fig = overlay_figure(
-            tile_rgb, heatmap, colorbar=colorbar, title=title, alpha=alpha, cmap=cmap
-        )
-        fig.savefig(buffer, format="png")
+        _overlay_panel(blended, colorbar=colorbar, title=title, cmap=cmap).save(buffer, "PNG")
     atomic_write_bytes(out, buffer.getvalue())
     return out
+
+
+def _overlay_panel(
+    blended: np.ndarray, *, colorbar: bool, title: str | None, cmap: str, min_px: int = 256
+) -> Image.Image:
+    """The overlay enlarged to at least ``min_px``, a "relevance" colour bar and a title.
+
+    Drawn with PIL (about 30x faster than a matplotlib figure; an explanation run writes one
+    per house).
+    """
+    from PIL import ImageDraw, ImageFont
+
+    h, w = blended.shape[:2]
+    scale = max(1, -(-min_px // max(h, w)))
+    img = Image.fromarray(blended).resize((w * scale, h * scale), Image.NEAREST)
+    font = ImageFont.load_default()
+    top = 18 if title else 6
+    bar_w, right = 14, (64 if colorbar else 6)
+    canvas = Image.new("RGB", (img.width + 6 + right, img.height + top + 6), "white")
+    canvas.paste(img, (6, top))
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((6, 3), title[:60], fill="black", font=font)
+    if colorbar:
+        x0, y0, y1 = img.width + 14, top, top + img.height
+        lut = (_colormap(cmap)(np.linspace(1.0, 0.0, y1 - y0))[:, :3] * 255).astype(np.uint8)
+        bar = np.repeat(lut[:, None, :], bar_w, axis=1)  # (H, bar_w, 3), top = 1.0
+        canvas.paste(Image.fromarray(bar), (x0, y0))
+        draw.rectangle((x0, y0, x0 + bar_w - 1, y1 - 1), outline="black")
+        for value, y in ((1.0, y0), (0.5, (y0 + y1) // 2), (0.0, y1 - 10)):
+            draw.text((x0 + bar_w + 3, y), f"{value:g}", fill="black", font=font)
+        label = Image.new("RGB", (img.height, 12), "white")
+        ImageDraw.Draw(label).text((img.height // 2 - 24, 0), "relevance", fill="black", font=font)
+        canvas.paste(label.rotate(90, expand=True), (x0 + bar_w + 26, y0))
+    return canvas
