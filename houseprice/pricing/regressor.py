@@ -112,7 +112,7 @@ def comparison_regressors(seed: int = 0) -> dict[str, BaseEstimator]:
     from sklearn.impute import SimpleImputer
     from sklearn.neural_network import MLPRegressor
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
     from sklearn.svm import SVR
 
     def logged(model: BaseEstimator, scale: bool) -> TransformedTargetRegressor:
@@ -120,8 +120,12 @@ def comparison_regressors(seed: int = 0) -> dict[str, BaseEstimator]:
         if scale:
             steps.append(StandardScaler())
         steps.append(model)
+        # log price, standardised: SVR and MLP need a centred, unit-scale target
+        target = make_pipeline(
+            FunctionTransformer(np.log, np.exp, check_inverse=False), StandardScaler()
+        )
         return TransformedTargetRegressor(
-            regressor=make_pipeline(*steps), func=np.log, inverse_func=np.exp, check_inverse=False
+            regressor=make_pipeline(*steps), transformer=target, check_inverse=False
         )
 
     return {
