@@ -157,10 +157,10 @@ PROFILES: dict[str, BenchProfile] = {
         synth_px=64,
         train=EmbeddingTrainConfig(
             image_size=64,
-            epochs=8,
+            epochs=15,
             classes_per_batch=16,
             images_per_class=4,
-            lr=1e-3,
+            lr=5e-4,
         ),
         eval_images=500,
         db_images=1500,
