@@ -202,31 +202,26 @@ def run_demo(
         with_regressors=profile != "quick",
     )
     t["evaluate"] = time.perf_counter() - t0
-    map_html = None
-    try:
-        from houseprice.explain_houses import explain_table
-    except ImportError:  # explanations not installed in this build
-        explain_table = None  # type: ignore[assignment]
-    if explain_table is not None:
-        t0 = time.perf_counter()
-        res = explain_table(
-            model_dir,
-            data / "houses.csv",
-            out / "explain",
-            map_html=out / "map.html",
-            device=device,
-            progress=progress,
-            test_only=True,
-        )
-        map_html = res.map_html
-        t["explain"] = time.perf_counter() - t0
+    from houseprice.explain_houses import explain_table
+
+    t0 = time.perf_counter()
+    res = explain_table(
+        model_dir,
+        data / "houses.csv",
+        out / "explain",
+        map_html=out / "map.html",
+        device=device,
+        progress=progress,
+        test_only=True,
+    )
+    t["explain"] = time.perf_counter() - t0
     return DemoResult(
         out=out,
         dataset=data,
         model=model_dir,
         report_dir=out / "report",
         report=report,
-        map_html=map_html,
+        map_html=res.map_html,
         seconds=t,
     )
 
