@@ -88,8 +88,9 @@ def synthetic_heatmap(rng: np.random.Generator, px: int) -> np.ndarray:
     return heat / heat.max()
 
 
-def synthetic_valuations(out_dir: Path, n_houses: int, tile_px: int, seed: int,
-                         progress: bool = True) -> pd.DataFrame:
+def synthetic_valuations(
+    out_dir: Path, n_houses: int, tile_px: int, seed: int, progress: bool = True
+) -> pd.DataFrame:
     """Tiles, overlays and a valuations table for ``n_houses`` random houses in one city."""
     rng = np.random.default_rng(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -101,36 +102,49 @@ def synthetic_valuations(out_dir: Path, n_houses: int, tile_px: int, seed: int,
         tile = synthetic_tile(rng, tile_px)
         image = out_dir / f"tile_{i:05d}.png"
         Image.fromarray(tile).save(image, compress_level=1)
-        heatmap = save_overlay_png(tile, synthetic_heatmap(rng, tile_px),
-                                   out_dir / f"heat_{i:05d}.png", colorbar=False)
-        rows.append({
-            "house_id": f"H{i:05d}",
-            "latitude": CITY_CENTRE[0] + rng.uniform(-1, 1) * CITY_HALF_WIDTH_DEG,
-            "longitude": CITY_CENTRE[1] + rng.uniform(-1, 1) * CITY_HALF_WIDTH_DEG,
-            "predicted_price": float(predicted[i]),
-            "price": float(price[i]),
-            "image": str(image),
-            "heatmap": str(heatmap),
-            "used_visual": True,
-            "bedrooms": int(rng.integers(1, 6)),
-            "bathrooms": float(rng.integers(2, 8)) / 2,
-            "area_sqft": float(np.round(rng.uniform(700, 4200))),
-            "sold_date": pd.Timestamp("2018-01-01") + pd.Timedelta(days=int(rng.integers(0, 1800))),
-        })
+        heatmap = save_overlay_png(
+            tile, synthetic_heatmap(rng, tile_px), out_dir / f"heat_{i:05d}.png", colorbar=False
+        )
+        rows.append(
+            {
+                "house_id": f"H{i:05d}",
+                "latitude": CITY_CENTRE[0] + rng.uniform(-1, 1) * CITY_HALF_WIDTH_DEG,
+                "longitude": CITY_CENTRE[1] + rng.uniform(-1, 1) * CITY_HALF_WIDTH_DEG,
+                "predicted_price": float(predicted[i]),
+                "price": float(price[i]),
+                "image": str(image),
+                "heatmap": str(heatmap),
+                "used_visual": True,
+                "bedrooms": int(rng.integers(1, 6)),
+                "bathrooms": float(rng.integers(2, 8)) / 2,
+                "area_sqft": float(np.round(rng.uniform(700, 4200))),
+                "sold_date": pd.Timestamp("2018-01-01")
+                + pd.Timedelta(days=int(rng.integers(0, 1800))),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def measure_load(html_path: Path, n_houses: int, repeat: int) -> dict[str, Any]:
     """Open the map ``repeat`` times in headless Chromium; timings in ms (median and runs)."""
-    runs: dict[str, list[float]] = {"load_event_ms": [], "markers_in_dom_ms": [],
-                                    "heatmap_layer_ms": [], "js_heap_mb": []}
+    runs: dict[str, list[float]] = {
+        "load_event_ms": [],
+        "markers_in_dom_ms": [],
+        "heatmap_layer_ms": [],
+        "js_heap_mb": [],
+    }
     problems: list[str] = []
     load_average = os.getloadavg()[0]  # the machine is shared: context for the timings
     with headless_chromium() as browser:
         version = browser.version
         for _ in range(repeat):
-            page, log = open_page(browser, html_path, viewport=(1280, 800),
-                                  init_script=_MARKER_OBSERVER, timeout_ms=120_000)
+            page, log = open_page(
+                browser,
+                html_path,
+                viewport=(1280, 800),
+                init_script=_MARKER_OBSERVER,
+                timeout_ms=120_000,
+            )
             try:
                 page.wait_for_function("window.__hpMarkersAt !== undefined")
                 runs["load_event_ms"].append(float(page.evaluate(_LOAD_EVENT_MS)))
@@ -145,17 +159,25 @@ def measure_load(html_path: Path, n_houses: int, repeat: int) -> dict[str, Any]:
             finally:
                 page.context.close()
             problems.extend(log.problems())
-    summary: dict[str, Any] = {k: {"median": statistics.median(v), "runs": v}
-                               for k, v in runs.items()}
+    summary: dict[str, Any] = {
+        k: {"median": statistics.median(v), "runs": v} for k, v in runs.items()
+    }
     summary["chromium"] = version
     summary["load_average_1m_before"] = load_average
     summary["problems"] = sorted(set(problems))
     return summary
 
 
-def benchmark_map_size(n_houses: int = 2000, *, tile_px: int = 224, thumb_px: int = 96,
-                       repeat: int = 3, seed: int = 0, work_dir: Path | None = None,
-                       progress: bool = True) -> dict[str, Any]:
+def benchmark_map_size(
+    n_houses: int = 2000,
+    *,
+    tile_px: int = 224,
+    thumb_px: int = 96,
+    repeat: int = 3,
+    seed: int = 0,
+    work_dir: Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Build the map for ``n_houses`` synthetic houses and measure its size and load time."""
     if find_chromium() is None:
         raise SystemExit("chromium is not installed: run `bash .ci/install_browser.sh`")
@@ -165,9 +187,14 @@ def benchmark_map_size(n_houses: int = 2000, *, tile_px: int = 224, thumb_px: in
         frame = synthetic_valuations(root / "tiles", n_houses, tile_px, seed, progress)
         data_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        html_path = render_valuation_map(frame, root / "map.html", tile_meters=TILE_METERS,
-                                         title=f"{n_houses:,} synthetic houses",
-                                         thumb_px=thumb_px, progress=progress)
+        html_path = render_valuation_map(
+            frame,
+            root / "map.html",
+            tile_meters=TILE_METERS,
+            title=f"{n_houses:,} synthetic houses",
+            thumb_px=thumb_px,
+            progress=progress,
+        )
         render_seconds = time.perf_counter() - t0
         html_bytes = html_path.stat().st_size
         load = measure_load(html_path, n_houses, repeat)
@@ -182,8 +209,11 @@ def benchmark_map_size(n_houses: int = 2000, *, tile_px: int = 224, thumb_px: in
         "render_seconds": render_seconds,
         "synthetic_data_seconds": data_seconds,
         "load": load,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
     }
 
 
@@ -195,44 +225,58 @@ def to_markdown(result: dict[str, Any]) -> str:
         return f"{load[key]['median']:.0f} ms (runs: {runs})"
 
     problems = "; ".join(load["problems"]) if load["problems"] else "none"
-    return "\n".join([
-        "# Offline valuation map: size and load time",
-        "",
-        f"{result['n_houses']:,} synthetic houses, {result['tile_px']} px tiles, "
-        f"{result['thumb_px']} px thumbnails (tile + heatmap per house), headless Chromium "
-        f"{load['chromium']}, {result['machine']['cpus']} CPUs (shared; 1-min load average "
-        f"{load['load_average_1m_before']:.1f} when the browser runs started).",
-        "",
-        "| measure | value |",
-        "|---|---|",
-        f"| HTML size | {result['html_mib']:.2f} MiB ({result['kib_per_house']:.1f} KiB/house) |",
-        f"| render (Python, thumbnails + HTML) | {result['render_seconds']:.1f} s |",
-        f"| time to `load` event | {ms('load_event_ms')} |",
-        f"| time until markers/clusters are in the DOM | {ms('markers_in_dom_ms')} |",
-        f"| tick heatmap layer → all overlays drawn | {ms('heatmap_layer_ms')} |",
-        f"| JS heap after heatmaps | {load['js_heap_mb']['median']:.0f} MB |",
-        f"| network requests / console errors | {problems} |",
-        "",
-        "Command: `python benchmarks/map_size.py`",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Offline valuation map: size and load time",
+            "",
+            f"{result['n_houses']:,} synthetic houses, {result['tile_px']} px tiles, "
+            f"{result['thumb_px']} px thumbnails (tile + heatmap per house), headless Chromium "
+            f"{load['chromium']}, {result['machine']['cpus']} CPUs (shared; 1-min load average "
+            f"{load['load_average_1m_before']:.1f} when the browser runs started).",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| HTML size | {result['html_mib']:.2f} MiB "
+            f"({result['kib_per_house']:.1f} KiB/house) |",
+            f"| render (Python, thumbnails + HTML) | {result['render_seconds']:.1f} s |",
+            f"| time to `load` event | {ms('load_event_ms')} |",
+            f"| time until markers/clusters are in the DOM | {ms('markers_in_dom_ms')} |",
+            f"| tick heatmap layer → all overlays drawn | {ms('heatmap_layer_ms')} |",
+            f"| JS heap after heatmaps | {load['js_heap_mb']['median']:.0f} MB |",
+            f"| network requests / console errors | {problems} |",
+            "",
+            "Command: `python benchmarks/map_size.py`",
+            "",
+        ]
+    )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--houses", type=int, default=2000)
     ap.add_argument("--tile-px", type=int, default=224)
     ap.add_argument("--thumb-px", type=int, default=96)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--keep", type=Path, default=None,
-                    help="keep the tiles and map.html in this folder instead of a temp folder")
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep the tiles and map.html in this folder instead of a temp folder",
+    )
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args()
-    result = benchmark_map_size(args.houses, tile_px=args.tile_px, thumb_px=args.thumb_px,
-                                repeat=args.repeat, seed=args.seed, work_dir=args.keep,
-                                progress=not args.no_progress)
+    result = benchmark_map_size(
+        args.houses,
+        tile_px=args.tile_px,
+        thumb_px=args.thumb_px,
+        repeat=args.repeat,
+        seed=args.seed,
+        work_dir=args.keep,
+        progress=not args.no_progress,
+    )
     atomic_write_json(RESULTS / "map_size.json", result)
     markdown = to_markdown(result)
     atomic_write_text(RESULTS / "map_size.md", markdown)

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(find_chromium() is None,
-                       reason="chromium is not installed (bash .ci/install_browser.sh)"),
+    pytest.mark.skipif(
+        find_chromium() is None, reason="chromium is not installed (bash .ci/install_browser.sh)"
+    ),
 ]
 
 SCREENSHOT_COPY = Path(__file__).parent / "_out" / "map_screenshot.png"
@@ -41,8 +42,9 @@ def browser() -> Iterator[Browser]:
         yield launched
 
 
-def test_map_opens_offline_with_popup_and_heatmaps(browser: Browser, tmp_path: Path,
-                                                   make_valuations: MakeValuations) -> None:
+def test_map_opens_offline_with_popup_and_heatmaps(
+    browser: Browser, tmp_path: Path, make_valuations: MakeValuations
+) -> None:
     html_path = render_valuation_map(make_valuations(5), tmp_path / "map.html", tile_meters=50.0)
     page, log = open_page(browser, html_path)
     try:
@@ -67,7 +69,8 @@ def test_map_opens_offline_with_popup_and_heatmaps(browser: Browser, tmp_path: P
 
         # the popup fades in (CSS transition): let it finish so the screenshot shows it solid
         page.wait_for_function(
-            "getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'")
+            "getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'"
+        )
         screenshot = tmp_path / "map_screenshot.png"
         page.screenshot(path=str(screenshot))
         SCREENSHOT_COPY.parent.mkdir(parents=True, exist_ok=True)
@@ -79,10 +82,12 @@ def test_map_opens_offline_with_popup_and_heatmaps(browser: Browser, tmp_path: P
     assert log.problems() == []
 
 
-def test_clustered_map_renders_without_errors(browser: Browser, tmp_path: Path,
-                                              make_valuations: MakeValuations) -> None:
-    html_path = render_valuation_map(make_valuations(30), tmp_path / "map.html", tile_meters=50.0,
-                                     cluster_threshold=10)
+def test_clustered_map_renders_without_errors(
+    browser: Browser, tmp_path: Path, make_valuations: MakeValuations
+) -> None:
+    html_path = render_valuation_map(
+        make_valuations(30), tmp_path / "map.html", tile_meters=50.0, cluster_threshold=10
+    )
     page, log = open_page(browser, html_path)
     try:
         # once the zoom animation has settled, clusters + single markers account for all 30
