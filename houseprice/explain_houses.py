@@ -83,7 +83,7 @@ def search_keys(
     for s in range(0, len(tiles), batch_size):
         x = net.preprocess(torch.from_numpy(tiles[s : s + batch_size]).to(device))
         fmap = net.forward_features(x)  # (B, C, h, w)
-        out.append((net.forward_head(fmap) if key == "visual" else net.backbone.pool(fmap)).cpu())
+        out.append((net.forward_head(fmap) if key == "visual" else net.pool(fmap)).cpu())
     return torch.cat(out)
 
 
@@ -203,7 +203,7 @@ def transfer_maps(
     for x, _ in _batches(tiles, None, net, batch_size, device):
         with torch.no_grad():
             fmap = net.forward_features(x)
-            q = net.forward_head(fmap) if key == "visual" else net.backbone.pool(fmap)
+            q = net.forward_head(fmap) if key == "visual" else net.pool(fmap)
         e = cam.explain(x, q.float())
         maps.append(e.maps.cpu())
         neigh.append(e.extras["neighbour"].cpu())

@@ -107,6 +107,7 @@ def profile_config(
             epochs=30,
             batch_size=32,
             lr=1e-3,
+            pooling="gap",  # the paper: GAP, only the FC layers are trained
         )
         cfg = TrainConfig(siamese=sia)
     else:

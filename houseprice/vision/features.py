@@ -131,7 +131,7 @@ class VisualFeaturizer:
     ) -> VisualFeaturizer:
         feat = cls(config=config, n_folds=n_folds)
         for k in range(n_models):
-            model = RankSiamese(config.backbone, config.feature_dim)
+            model = RankSiamese.from_config(config)
             prefix = f"net{k}."
             state = {n[len(prefix) :]: v for n, v in tensors.items() if n.startswith(prefix)}
             model.load_state_dict(state, strict=True)

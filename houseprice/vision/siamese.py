@@ -36,18 +36,21 @@ class SiameseConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     feature_dim: int = 4  # d, the visual feature size (paper: 4)
     image_size: int = 64
-    epochs: int = 10
+    epochs: int = 24
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 1e-2
     weight_decay: float = 1e-4
     tie_margin: float = 0.08  # skip pairs with |Δ log target| < margin
     local_fraction: float = 0.0  # share of each batch made of matched partners
     local_k: int = 8  # matched partner drawn among this many nearest neighbours
-    patience: int = 4  # early stopping on held-out pair accuracy
+    patience: int = 10  # early stopping on held-out pair accuracy
     val_fraction: float = 0.15
     freeze_backbone: bool = False  # paper mode: only the FC (C×d) is trained
     augment: bool = True
     max_val_pairs: int = 20000
+    pooling: str = "radial"  # "radial" (centre-aware, see RadialGate) or "gap" (paper)
+    radial_knots: int = 5
+    radial_prior_sigma: float | None = 0.5  # gate starts as a centre prior (None: flat)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -58,17 +61,89 @@ class SiameseConfig:
     def from_dict(cls, d: dict[str, Any]) -> SiameseConfig:
         d = dict(d)
         d["backbone"] = BackboneConfig.from_dict(d["backbone"])
+        d.setdefault("pooling", "gap")  # models saved before the option existed used GAP
         return cls(**d)
 
 
+class RadialGate(nn.Module):
+    """Centre-aware gate on the last conv map: a per-channel weight by distance to the centre.
+
+    Tiles are centred on the house (DESIGN §3), so *where* an object lies matters: a pool in
+    the house's own lot moves its price, the neighbour's pool does not. Global average pooling
+    (the paper's head) alone throws that away. The gate multiplies ``F[c, h, w]`` by
+    ``w_c(ρ_hw)``, with ``ρ`` the distance of cell ``(h, w)`` to the map centre divided by the
+    largest such distance (0 … 1) and ``w_c`` piecewise linear over ``knots`` evenly spaced
+    values of ``ρ``, parametrised as ``prior + δ``: the prior is a Gaussian in ``ρ`` with
+    ``prior_sigma`` (the house and its lot are near the centre), or flat 1 (``None``: the gate
+    starts as the identity, i.e. plain GAP); ``δ = 0`` at init and weight decay pulls back
+    towards the prior. The weights depend on ``ρ`` only, so
+    the branch stays invariant to the 90° rotations and flips used as augmentation, and it
+    works for any map size.
+
+    The gate is the *last* layer of ``forward_features``: the explained map is the gated one,
+    so followed by GAP + linear the Grad-CAM map is exactly each cell's contribution (CAM),
+    including where the cell is.
+    """
+
+    def __init__(self, channels: int, knots: int = 5, prior_sigma: float | None = None) -> None:
+        super().__init__()
+        if knots < 2:
+            raise ValueError(f"RadialGate needs at least 2 knots, got {knots}")
+        if prior_sigma is not None and prior_sigma <= 0:
+            raise ValueError(f"prior_sigma must be positive, got {prior_sigma}")
+        self.delta = nn.Parameter(torch.zeros(channels, knots))  # (C, K)
+        rho = torch.linspace(0.0, 1.0, knots)
+        prior = (
+            torch.ones(knots) if prior_sigma is None else torch.exp(-0.5 * (rho / prior_sigma) ** 2)
+        )
+        self.register_buffer("prior", prior)  # (K,)
+
+    def weights(self, h: int, w: int) -> Tensor:
+        """Per-channel spatial weights ``(C, h, w)`` for an ``h × w`` map."""
+        dev = self.delta.device
+        ys = torch.arange(h, device=dev, dtype=torch.float32) - (h - 1) / 2
+        xs = torch.arange(w, device=dev, dtype=torch.float32) - (w - 1) / 2
+        rho = torch.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)  # (h, w)
+        rho = rho / rho.max().clamp_min(1e-6)
+        k = self.delta.shape[1]
+        pos = rho * (k - 1)
+        i0 = pos.floor().long().clamp(0, k - 2)
+        t = (pos - i0).to(self.delta.dtype)  # (h, w)
+        v = self.prior[None, :] + self.delta  # (C, K) knot values
+        return v[:, i0] * (1 - t) + v[:, i0 + 1] * t  # (C, h, w)
+
+    def forward(self, fmap: Tensor) -> Tensor:
+        # (B, C, h, w) -> (B, C, h, w)
+        return fmap * self.weights(*fmap.shape[-2:])
+
+
 class RankSiamese(nn.Module):
-    """Branch ``f`` (backbone → GAP → Linear(C, d)) plus the pair head FC(d×2)."""
+    """Branch ``f`` (backbone [→ gate] → GAP → Linear(C, d)) plus the pair head FC(d×2).
+
+    ``pooling="gap"`` is the paper's head; ``"radial"`` (default) inserts a
+    :class:`RadialGate` before GAP, so the branch can tell the house's own lot from the
+    neighbours'.
+    """
 
     def __init__(
-        self, backbone: BackboneConfig | Backbone | None = None, feature_dim: int = 4
+        self,
+        backbone: BackboneConfig | Backbone | None = None,
+        feature_dim: int = 4,
+        *,
+        pooling: str = "gap",
+        radial_knots: int = 5,
+        radial_prior_sigma: float | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone if isinstance(backbone, Backbone) else Backbone(backbone)
+        if pooling == "radial":
+            self.gate: RadialGate | None = RadialGate(
+                self.backbone.out_channels, radial_knots, radial_prior_sigma
+            )
+        elif pooling == "gap":
+            self.gate = None
+        else:
+            raise ValueError(f"unknown pooling {pooling!r}; choose 'radial' or 'gap'")
         self.embed = nn.Linear(self.backbone.out_channels, feature_dim)
         self.fc = nn.Linear(feature_dim, 2)
         # Input normalisation, fitted on training tiles and saved with the weights.
@@ -77,7 +152,8 @@ class RankSiamese(nn.Module):
 
     @property
     def target_layer(self) -> nn.Module:
-        return self.backbone.target_layer
+        """The module whose output ``forward_features`` returns (the map explainers hook)."""
+        return self.backbone.target_layer if self.gate is None else self.gate
 
     def preprocess(self, tiles: Tensor) -> Tensor:
         # tiles: (B, H, W, 3) uint8 -> (B, 3, H, W) float, normalised
@@ -85,10 +161,25 @@ class RankSiamese(nn.Module):
         return (x - self.pixel_mean[None, :, None, None]) / self.pixel_std[None, :, None, None]
 
     def forward_features(self, x: Tensor) -> Tensor:
-        return self.backbone.forward_features(x)  # (B, C, h, w)
+        fmap = self.backbone.forward_features(x)  # (B, C, h, w)
+        return fmap if self.gate is None else self.gate(fmap)
+
+    def pool(self, fmap: Tensor) -> Tensor:
+        # (B, C, h, w) -> (B, C)
+        return Backbone.pool(fmap)
 
     def forward_head(self, fmap: Tensor) -> Tensor:
-        return self.embed(Backbone.pool(fmap))  # (B, C, h, w) -> (B, d)
+        return self.embed(self.pool(fmap))  # (B, C, h, w) -> (B, d)
+
+    @classmethod
+    def from_config(cls, cfg: SiameseConfig) -> RankSiamese:
+        return cls(
+            cfg.backbone,
+            cfg.feature_dim,
+            pooling=cfg.pooling,
+            radial_knots=cfg.radial_knots,
+            radial_prior_sigma=cfg.radial_prior_sigma,
+        )
 
     def branch(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))  # (B, d)
@@ -304,7 +395,7 @@ def fit_siamese(
     val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     tiles_t = torch.from_numpy(np.ascontiguousarray(tiles))
     targets = np.asarray(targets, dtype=np.float64)
-    model = RankSiamese(cfg.backbone, cfg.feature_dim).to(device)
+    model = RankSiamese.from_config(cfg).to(device)
     fit_normalisation(model, tiles_t[tr])
     if cfg.freeze_backbone:
         for p in model.backbone.parameters():
