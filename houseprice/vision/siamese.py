@@ -120,7 +120,8 @@ class RadialGate(nn.Module):
 class RankSiamese(nn.Module):
     """Branch ``f`` (backbone [→ gate] → GAP → Linear(C, d)) plus the pair head FC(d×2).
 
-    ``pooling="gap"`` is the paper's head; ``"radial"`` (default) inserts a
+    ``pooling="gap"`` (this class's default) is the paper's head; ``"radial"`` (the
+    :class:`SiameseConfig` default) inserts a
     :class:`RadialGate` before GAP, so the branch can tell the house's own lot from the
     neighbours'.
     """

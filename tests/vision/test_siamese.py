@@ -14,6 +14,8 @@ from houseprice.model import tile_paths
 from houseprice.vision.backbones import BackboneConfig, build_backbone
 from houseprice.vision.features import VisualFeaturizer, _affine_fit
 from houseprice.vision.siamese import (
+    RadialGate,
+    RankSiamese,
     SiameseConfig,
     batch_pairs,
     dihedral_augment,
@@ -122,3 +124,47 @@ def test_torchvision_state_dict_maps_onto_backbone(tmp_path: Path) -> None:
     assert torch.equal(net.stages[3][1].conv2.weight, tv.layer4[1].conv2.weight)
     with pytest.raises(ValueError, match="do not fit backbone 'compact'"):
         build_backbone("compact", weights=tmp_path / "r18.pth")
+
+
+def test_radial_gate_flat_prior_is_identity_at_init() -> None:
+    gate = RadialGate(8, knots=5, prior_sigma=None)
+    fmap = torch.randn(2, 8, 6, 6)
+    torch.testing.assert_close(gate(fmap), fmap)
+
+
+def test_radial_gate_gaussian_prior_weights_centre_over_corners() -> None:
+    gate = RadialGate(3, knots=5, prior_sigma=0.5)
+    w = gate.weights(8, 8)  # (C, h, w)
+    assert w.shape == (3, 8, 8)
+    centre, corner = w[:, 3, 3], w[:, 0, 0]
+    assert (centre > 0.9).all() and (corner < 0.2).all()
+    # exp(-0.5 (1/0.5)^2) at the corner (ρ = 1)
+    torch.testing.assert_close(corner, torch.full((3,), float(np.exp(-2.0))))
+
+
+def test_radial_gate_commutes_with_rotations_and_flips() -> None:
+    gate = RadialGate(4, knots=4, prior_sigma=0.5)
+    with torch.no_grad():
+        gate.delta.normal_()  # any learned state, not just the prior
+    fmap = torch.randn(2, 4, 7, 7)
+    for k in range(4):
+        rot = torch.rot90(fmap, k, dims=(2, 3))
+        torch.testing.assert_close(gate(rot), torch.rot90(gate(fmap), k, dims=(2, 3)))
+    torch.testing.assert_close(gate(fmap.flip(3)), gate(fmap).flip(3))
+
+
+def test_radial_gate_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="at least 2 knots"):
+        RadialGate(4, knots=1)
+    with pytest.raises(ValueError, match="prior_sigma must be positive"):
+        RadialGate(4, prior_sigma=0.0)
+    with pytest.raises(ValueError, match="unknown pooling"):
+        RankSiamese(BackboneConfig(widths=(8, 8, 8)), pooling="max")
+
+
+def test_radial_siamese_explained_layer_is_the_gate() -> None:
+    net = RankSiamese(BackboneConfig(widths=(8, 8, 8)), pooling="radial", radial_prior_sigma=0.5)
+    assert net.target_layer is net.gate
+    x = torch.randn(2, 3, 32, 32)
+    fmap = net.forward_features(x)  # (B, C, h, w), gated
+    torch.testing.assert_close(net.branch(x), net.embed(fmap.mean(dim=(2, 3))))
