@@ -239,6 +239,14 @@ def train_cmd(
     all_data: Annotated[
         bool, typer.Option("--all-data", help="Train on every row (no held-out split).")
     ] = False,
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            "--folds",
+            help="Cross-fitting folds for training rows' visual features "
+            "(0 = naive in-sample; default: the profile's, 3 standard / 2 quick).",
+        ),
+    ] = None,
     profile: Profile = "standard",
     seed: Seed = 0,
     device: Device = "cpu",
@@ -261,6 +269,7 @@ def train_cmd(
         backbone=backbone,
         weights=weights,
         all_data=all_data,
+        folds=folds,
         seed=seed,
         device=device,
         overwrite=overwrite,

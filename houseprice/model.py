@@ -215,6 +215,8 @@ class HousePriceModel:
             targets = log_y
             if config.pair_target == "residual":
                 targets = _residual_targets(x_attr, log_y, config)
+            if config.siamese.aux_weight > 0:  # auxiliary head ranks by log price itself
+                targets = np.column_stack([targets, log_y])
             match = (
                 _match_matrix(train, config.match_attributes) if config.match_attributes else None
             )

@@ -35,13 +35,18 @@ def train(
     backbone: str | None = None,
     weights: str | None = None,
     all_data: bool = False,
+    folds: int | None = None,
     seed: int = 0,
     device: str = "cpu",
     overwrite: bool = False,
     progress: bool = True,
     config: TrainConfig | None = None,
 ) -> tuple[Path, HousePriceModel]:
-    """Train a model on a dataset folder (or table) and write the model folder."""
+    """Train a model on a dataset folder (or table) and write the model folder.
+
+    ``folds`` overrides the profile's cross-fitting folds for the training rows' visual
+    features (0 = naive: one net on all training rows, in-sample features).
+    """
     ds = load_any(data, purpose="train")
     extra = tuple(str(c) for c in ds.records.columns)
     cfg = config or profile_config(
@@ -54,6 +59,10 @@ def train(
         )
     cfg.weights = weights
     cfg.use_all_rows = all_data
+    if folds is not None:
+        if folds == 1 or folds < 0:
+            raise ValueError(f"--folds must be 0 (naive, in-sample) or at least 2, got {folds}")
+        cfg.n_folds = folds
     model = HousePriceModel.fit(ds, cfg, device=device, progress=progress)
     writer = None
     if model.featurizer is not None:

@@ -51,6 +51,7 @@ class SiameseConfig:
     pooling: str = "radial"  # "radial" (centre-aware, see RadialGate) or "gap" (paper)
     radial_knots: int = 5
     radial_prior_sigma: float | None = 0.5  # gate starts as a centre prior (None: flat)
+    aux_weight: float = 0.0  # weight of the auxiliary rank loss on a second target column
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -134,6 +135,7 @@ class RankSiamese(nn.Module):
         pooling: str = "gap",
         radial_knots: int = 5,
         radial_prior_sigma: float | None = None,
+        aux_head: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone if isinstance(backbone, Backbone) else Backbone(backbone)
@@ -147,6 +149,8 @@ class RankSiamese(nn.Module):
             raise ValueError(f"unknown pooling {pooling!r}; choose 'radial' or 'gap'")
         self.embed = nn.Linear(self.backbone.out_channels, feature_dim)
         self.fc = nn.Linear(feature_dim, 2)
+        # Optional second pair head FC(d×2) for an auxiliary ranking target (multi-task).
+        self.fc_aux: nn.Linear | None = nn.Linear(feature_dim, 2) if aux_head else None
         # Input normalisation, fitted on training tiles and saved with the weights.
         self.register_buffer("pixel_mean", torch.full((3,), 0.5))
         self.register_buffer("pixel_std", torch.full((3,), 0.25))
@@ -180,6 +184,7 @@ class RankSiamese(nn.Module):
             pooling=cfg.pooling,
             radial_knots=cfg.radial_knots,
             radial_prior_sigma=cfg.radial_prior_sigma,
+            aux_head=cfg.aux_weight > 0,
         )
 
     def branch(self, x: Tensor) -> Tensor:
@@ -230,14 +235,22 @@ def batch_pairs(targets: Tensor, tie_margin: float) -> tuple[Tensor, Tensor, Ten
 
 
 def pair_loss(
-    model: RankSiamese, feats: Tensor, targets: Tensor, tie_margin: float
+    model: RankSiamese,
+    feats: Tensor,
+    targets: Tensor,
+    tie_margin: float,
+    head: nn.Module | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Mean rank cross-entropy over the batch's pairs; also returns #correct."""
+    """Mean rank cross-entropy over the batch's pairs; also returns #correct.
+
+    ``head`` is the pair head FC(d×2) to use (default: the model's main head ``fc``).
+    """
     i, j, y = batch_pairs(targets, tie_margin)
     if len(y) == 0:
         zero = feats.sum() * 0.0
         return zero, torch.zeros((), device=feats.device)
-    logits = model.pair_logits(feats[i], feats[j])  # (P, 2)
+    fc = model.fc if head is None else head
+    logits = fc(feats[i] - feats[j])  # (P, 2); v_ij = f(x_i) − f(x_j)
     loss = F.cross_entropy(logits, y)
     correct = (logits.argmax(1) == y).float().sum()
     return loss, correct / len(y)
@@ -287,7 +300,11 @@ def train_one_epoch(
         if cfg.augment:
             x = dihedral_augment(x, generator)
         feats = model.branch(x)  # (B, d)
-        loss, acc = pair_loss(model, feats, targets[idx].to(device), cfg.tie_margin)
+        t = targets[idx].to(device)  # (B,) or (B, 2): main [, auxiliary] target
+        loss, acc = pair_loss(model, feats, t if t.ndim == 1 else t[:, 0], cfg.tie_margin)
+        if t.ndim == 2 and model.fc_aux is not None:
+            aux, _ = pair_loss(model, feats, t[:, 1], cfg.tie_margin, head=model.fc_aux)
+            loss = loss + cfg.aux_weight * aux
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -396,6 +413,12 @@ def fit_siamese(
     val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
     tiles_t = torch.from_numpy(np.ascontiguousarray(tiles))
     targets = np.asarray(targets, dtype=np.float64)
+    if cfg.aux_weight > 0 and (targets.ndim != 2 or targets.shape[1] != 2):
+        raise ValueError(
+            f"aux_weight={cfg.aux_weight} needs targets of shape (N, 2) (main, auxiliary), "
+            f"got {targets.shape}"
+        )
+    main = targets if targets.ndim == 1 else targets[:, 0]
     model = RankSiamese.from_config(cfg).to(device)
     fit_normalisation(model, tiles_t[tr])
     if cfg.freeze_backbone:
@@ -407,7 +430,7 @@ def fit_siamese(
     neigh = (
         _neighbours(match[tr], cfg.local_k) if match is not None and cfg.local_fraction else None
     )
-    val_pairs = held_out_pairs(targets[val], cfg.tie_margin, cfg.max_val_pairs, seed)
+    val_pairs = held_out_pairs(main[val], cfg.tie_margin, cfg.max_val_pairs, seed)
     tr_tiles, tr_targets = tiles_t[tr], torch.from_numpy(targets[tr]).float()
     best_acc, best_state, best_epoch, stale = -1.0, None, -1, 0
     history: list[dict[str, float]] = []
@@ -417,7 +440,7 @@ def fit_siamese(
             model, tr_tiles, tr_targets, opt, cfg, generator=gen, neighbours=neigh, device=device
         )
         sched.step()
-        ev = evaluate(model, tiles_t[val], targets[val], val_pairs, device=device)
+        ev = evaluate(model, tiles_t[val], main[val], val_pairs, device=device)
         history.append(
             {
                 "epoch": epoch,

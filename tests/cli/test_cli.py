@@ -124,6 +124,10 @@ def test_train_bad_input_exits_2(tiny_city: Path, tmp_path: Path) -> None:
     assert code == 2 and "unknown attribute(s) Pool" in out
     code, out = run("train", "--data", tmp_path / "nope", "--out", tmp_path / "m")
     assert code == 2 and "no such file" in out
+    code, out = run(
+        "train", "--data", tiny_city, "--out", tmp_path / "m", "--folds", "1", "--profile", "quick"
+    )
+    assert code == 2 and "--folds must be 0 (naive, in-sample) or at least 2, got 1" in out
 
 
 def test_predict(model_dir: Path, tiny_city: Path, tmp_path: Path) -> None:
@@ -197,7 +201,9 @@ def test_explain(model_dir: Path, tiny_city: Path, tmp_path: Path) -> None:
     assert table["overlay"].notna().all()
     assert all(Path(p).exists() for p in table["overlay"])
     rep = json.loads((tmp_path / "e" / "report.json").read_text())
-    assert {"transfer", "direct", "embeddingcam", "l2caf"} <= set(rep["evidence_mask_ratio"])
+    assert {"transfer", "direct", "embeddingcam", "l2caf", "centre_prior"} <= set(
+        rep["evidence_mask_ratio"]
+    )
     assert 0 < rep["uniform"] < 1
     html = (tmp_path / "e" / "map.html").read_text()
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?https?://", html)  # no CDN
