@@ -104,8 +104,11 @@ def sampled_explainer(
 ) -> SampledGradCAM:
     """Direct (backprop) sampled-loss Grad-CAM with rank-pair partners from reference houses."""
     feats = torch.from_numpy(extract_features(net, torch.from_numpy(ref_tiles), device=device))
+    # The pairs are labelled by log price, so the head must be the one that ranks log prices:
+    # the auxiliary head when the net has one (the main head ranks attribute residuals).
+    head = net.fc_aux if net.fc_aux is not None else net.fc
     sampler = RankPairSampler(
-        pair_head=net.fc,
+        pair_head=head,
         features=feats.to(device),
         scores=torch.from_numpy(ref_scores).float(),
         n_samples=cfg.n_samples,

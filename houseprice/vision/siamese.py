@@ -51,7 +51,9 @@ class SiameseConfig:
     pooling: str = "radial"  # "radial" (centre-aware, see RadialGate) or "gap" (paper)
     radial_knots: int = 5
     radial_prior_sigma: float | None = 0.5  # gate starts as a centre prior (None: flat)
-    aux_weight: float = 0.0  # weight of the auxiliary rank loss on a second target column
+    # Weight of an auxiliary rank loss on a second target column (pair head ``fc_aux``);
+    # 0 = a plain rank siamese. The house-price model sets it (see houseprice.model).
+    aux_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -63,6 +65,7 @@ class SiameseConfig:
         d = dict(d)
         d["backbone"] = BackboneConfig.from_dict(d["backbone"])
         d.setdefault("pooling", "gap")  # models saved before the option existed used GAP
+        d.setdefault("aux_weight", 0.0)  # ... and had no auxiliary head
         return cls(**d)
 
 

@@ -20,6 +20,7 @@ from houseprice.vision.siamese import (
     batch_pairs,
     dihedral_augment,
     fit_siamese,
+    held_out_pairs,
 )
 
 SMALL = SiameseConfig(
@@ -168,3 +169,21 @@ def test_radial_siamese_explained_layer_is_the_gate() -> None:
     x = torch.randn(2, 3, 32, 32)
     fmap = net.forward_features(x)  # (B, C, h, w), gated
     torch.testing.assert_close(net.branch(x), net.embed(fmap.mean(dim=(2, 3))))
+
+
+def test_auxiliary_head_shapes_the_features(planted: Path) -> None:
+    tiles, log_price, _ = _planted(planted)
+    area = load_dataset(planted).records["area_sqft"].to_numpy()
+    # main target: area, invisible in the tile; auxiliary: the visual driver (the pool)
+    targets = np.column_stack([np.log(area), log_price - np.log(area)])
+    cfg = SiameseConfig(**{**SMALL.__dict__, "aux_weight": 1.0})
+    fit = fit_siamese(tiles, targets, config=cfg, seed=0)
+    assert fit.model.fc_aux is not None
+    feats = fit.model.branch(fit.model.preprocess(torch.from_numpy(tiles))).detach().numpy()
+    pairs = held_out_pairs(targets[:, 1], 0.08, 5000, 0)
+    fi, fj = torch.from_numpy(feats[pairs[:, 0]]), torch.from_numpy(feats[pairs[:, 1]])
+    y = targets[pairs[:, 0], 1] > targets[pairs[:, 1], 1]
+    pred = fit.model.fc_aux(fi - fj).argmax(1).numpy() == 1
+    assert (pred == y).mean() > 0.75  # the auxiliary head orders pairs by the pool
+    with pytest.raises(ValueError, match=r"needs targets of shape \(N, 2\)"):
+        fit_siamese(tiles, log_price, config=cfg, seed=0)
