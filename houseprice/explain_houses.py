@@ -56,7 +56,9 @@ class ExplainConfig:
 
     n_samples: int = 50  # N_s sampled partner houses per training house (Chen §4.2)
     top_m: int = 50  # channels kept (Chen §4.2)
-    key: KeyKind = "pooled"  # search space for the nearest neighbour (measured choice)
+    # Search space for the nearest neighbour, a measured choice (standard demo city, 200 unseen
+    # houses, evidence-mask ratio): 4-d visual feature 0.207 vs pooled backbone map 0.194.
+    key: KeyKind = "visual"
     batch_size: int = 64
     seed: int = 0
 
