@@ -5,10 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Two xdist workers (plus notebook kernels they start) share two cores. OpenMP threads that
+# spin while waiting (the default) then steal the other process's core: LightGBM + torch in
+# two processes at once ran ~20x slower (test_demo_quick 273 s vs 12 s alone). Passive
+# waiting must be set before any OpenMP runtime loads; child processes inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import pytest
 import torch
 
-# Two cores are shared by two xdist workers: one torch thread each keeps them from fighting.
+# One torch thread per xdist worker keeps the two workers from fighting over the cores.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
