@@ -159,6 +159,14 @@ def training_tiles(model: HousePriceModel, ds: Dataset) -> tuple[np.ndarray, np.
     return tiles.pixels[tiles.ok], np.log(train["price"].to_numpy(np.float64))[tiles.ok]
 
 
+def database_ids(model: HousePriceModel) -> list[str]:
+    """House ids of the grad-weight database rows: training houses that had a usable tile."""
+    if model.train_features is None:
+        return []
+    has_tile = np.isfinite(model.train_features).all(axis=1)
+    return [hid for hid, ok in zip(model.train_ids, has_tile, strict=True) if ok]
+
+
 def build_gradweight_writer(
     model: HousePriceModel,
     ds: Dataset,
@@ -395,6 +403,7 @@ def explain_table(
             else (torch.zeros(0), torch.zeros(0, dtype=torch.long))
         )
         net.to("cpu")
+        db_ids = database_ids(model)
         ids = frame["house_id"].astype(str).to_numpy()
         for k, i in enumerate(tqdm(idx, desc="overlays", disable=not progress, leave=False)):
             tile, hm = tiles.pixels[i], maps[k].numpy()
@@ -407,9 +416,7 @@ def explain_table(
             Image.fromarray(heatmap_overlay(tile, hm)).save(heat)
             frame.loc[frame.index[i], "overlay"] = str(over)
             frame.loc[frame.index[i], "heatmap"] = str(heat)
-            frame.loc[frame.index[i], "neighbour"] = (
-                model.train_ids[int(neigh[k])] if len(model.train_ids) > int(neigh[k]) else None
-            )
+            frame.loc[frame.index[i], "neighbour"] = db_ids[int(neigh[k])]
     table_path = out / "explanations.csv"
     atomic_write_text(
         table_path,
@@ -430,8 +437,11 @@ def explain_table(
         atomic_write_text(out / "report.md", evidence_markdown(report))
     html = None
     if map_html is not None:
+        # The popup lists every column: leave out machine data (local file paths of the
+        # overlays, the raw 4-d features) that means nothing to the reader of a shared map.
+        shown = frame.drop(columns=["overlay", *[c for c in frame.columns if c.startswith("vf")]])
         html = render_valuation_map(
-            frame,
+            shown,
             map_html,
             tile_meters=float(model.tile_meters or 70.0),
             title="houseprice valuations",

@@ -104,6 +104,8 @@
     return layer;
   }
 
+  var popupPanPadding = null;  // bottom-right auto-pan padding of the popups (see fitView)
+
   function legend(map, html) {
     var control = L.control({ position: "topright" });
     control.onAdd = function () {
@@ -124,6 +126,10 @@
     pane.style.pointerEvents = "none";
 
     var popupWidth = 2 * data.thumbPx + 40;
+    // Auto-pan keeps an open popup clear of the right-hand controls (legend, layer control):
+    // fitView sets the right padding once they exist (Leaflet reads the array when panning).
+    var panPadding = [12, 12];
+    popupPanPadding = panPadding;
     var markers = data.houses.map(function (house) {
       var outcome = data.outcomes[house.o];
       var marker = L.circleMarker([house.lat, house.lon], {
@@ -131,7 +137,8 @@
         className: "hp-marker hp-" + outcome.key, hpOutcome: house.o
       });
       marker.bindPopup(function () { return popupContent(data, house); },
-        { minWidth: popupWidth, maxWidth: popupWidth + 120 });
+        { minWidth: popupWidth, maxWidth: popupWidth + 120,
+          autoPanPaddingTopLeft: [12, 12], autoPanPaddingBottomRight: panPadding });
       marker.bindTooltip(house.label, { direction: "top", offset: [0, -6] });
       return marker;
     });
@@ -156,6 +163,7 @@
   function fitView(map, extent, maxZoom) {
     var column = map.getContainer().querySelector(".leaflet-top.leaflet-right");
     var right = column ? column.offsetWidth : 0;
+    if (popupPanPadding) popupPanPadding[0] = right + 12;
     map.fitBounds(extent, { paddingTopLeft: [24, 24], paddingBottomRight: [right + 24, 24],
       maxZoom: maxZoom });
   }

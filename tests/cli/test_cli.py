@@ -205,7 +205,11 @@ def test_explain(model_dir: Path, tiny_city: Path, tmp_path: Path) -> None:
         rep["evidence_mask_ratio"]
     )
     assert 0 < rep["uniform"] < 1
+    meta = json.loads((model_dir / "model.json").read_text())
+    train_ids = set(meta["train_ids"])
+    assert set(table["neighbour"].dropna()) <= train_ids  # weights come from training houses
     html = (tmp_path / "e" / "map.html").read_text()
+    assert str(tmp_path / "e" / "overlays") not in html  # no local paths in a shared map
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?https?://", html)  # no CDN
 
 
