@@ -102,3 +102,33 @@ def test_clustered_map_renders_without_errors(
     finally:
         page.context.close()
     assert log.problems() == []
+
+
+def test_popup_pans_clear_of_the_legend(
+    browser: Browser, tmp_path: Path, make_valuations: MakeValuations
+) -> None:
+    # houses lie on a SW→NE line, so in a small window (640 px) the last one sits just left of
+    # the legend; its popup opens upwards and, without the pan padding, slides under it
+    # (measured: popup x 123–402 vs legend from x 340 without the fix; 49–328 with it)
+    html_path = render_valuation_map(make_valuations(5), tmp_path / "map.html", tile_meters=50.0)
+    page, log = open_page(browser, html_path, viewport=(640, 640))
+    try:
+        page.wait_for_function("document.querySelectorAll('path.hp-marker').length === 5")
+        page.locator("path.hp-marker").last.click()
+        page.wait_for_function(
+            "getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'"
+        )
+        page.wait_for_timeout(600)  # let the auto-pan animation finish
+        popup = page.locator(".leaflet-popup-content-wrapper").bounding_box()
+        legend = page.locator(".hp-legend").bounding_box()
+        assert popup is not None and legend is not None
+        overlap_x = min(popup["x"] + popup["width"], legend["x"] + legend["width"]) - max(
+            popup["x"], legend["x"]
+        )
+        overlap_y = min(popup["y"] + popup["height"], legend["y"] + legend["height"]) - max(
+            popup["y"], legend["y"]
+        )
+        assert overlap_x <= 0 or overlap_y <= 0, (popup, legend)
+    finally:
+        page.context.close()
+    assert log.problems() == []
