@@ -57,7 +57,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     ds = load_dataset(args.data)
     RESULTS.mkdir(exist_ok=True)
-    rows = []
     for overrides in args.config or [""]:
         for seed in args.seeds:
             cfg = configure(overrides, seed)
@@ -72,7 +71,6 @@ def main() -> None:
                 "oracle_lift": report.get("oracle", {}).get("lift"),
                 "seconds": time.perf_counter() - t0,
             }
-            rows.append(row)
             with open(RESULTS / "siamese_ablation.jsonl", "a") as fh:
                 fh.write(json.dumps(row) + "\n")
             cells = " ".join(f"{k}:{100 * v:+.1f}" for k, v in lifts.items())

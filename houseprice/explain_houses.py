@@ -255,7 +255,11 @@ def method_maps(
     return torch.cat(maps)
 
 
-def centre_prior_maps(n: int, size: int, sigma_frac: float = 0.1) -> np.ndarray:
+# σ of the centre-prior baseline as a fraction of the tile side (see centre_prior_maps).
+CENTRE_PRIOR_SIGMA_FRAC = 0.1
+
+
+def centre_prior_maps(n: int, size: int, sigma_frac: float = CENTRE_PRIOR_SIGMA_FRAC) -> np.ndarray:
     """An image-independent baseline: a Gaussian bump on the tile centre ``(n, size, size)``.
 
     Tiles are centred on the house (DESIGN §3), so "look at the middle" is a strong prior for
@@ -420,7 +424,7 @@ def explain_table(
     table_path = out / "explanations.csv"
     atomic_write_text(
         table_path,
-        frame.drop(columns=[c for c in frame.columns if c.startswith("vf")]).to_csv(index=False),
+        frame.drop(columns=model.visual_columns).to_csv(index=False),
     )
     report = None
     if (
@@ -439,7 +443,7 @@ def explain_table(
     if map_html is not None:
         # The popup lists every column: leave out machine data (local file paths of the
         # overlays, the raw 4-d features) that means nothing to the reader of a shared map.
-        shown = frame.drop(columns=["overlay", *[c for c in frame.columns if c.startswith("vf")]])
+        shown = frame.drop(columns=["overlay", *model.visual_columns])
         html = render_valuation_map(
             shown,
             map_html,
@@ -468,9 +472,9 @@ def evidence_markdown(report: dict[str, Any]) -> str:
     lines += ["", f"`transfer` uses the `{report['key']}` search key."]
     if "centre_prior" in report["evidence_mask_ratio"]:
         lines.append(
-            "`centre_prior` is an image-independent Gaussian on the tile centre (σ = 0.1 × "
-            "tile): tiles are centred on the house, so a method shows image-specific evidence "
-            "only where it beats this row."
+            "`centre_prior` is an image-independent Gaussian on the tile centre "
+            f"(σ = {CENTRE_PRIOR_SIGMA_FRAC} × tile): tiles are centred on the house, so a "
+            "method shows image-specific evidence only where it beats this row."
         )
     return "\n".join(lines) + "\n"
 

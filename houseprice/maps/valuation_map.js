@@ -128,8 +128,7 @@
     var popupWidth = 2 * data.thumbPx + 40;
     // Auto-pan keeps an open popup clear of the right-hand controls (legend, layer control):
     // fitView sets the right padding once they exist (Leaflet reads the array when panning).
-    var panPadding = [12, 12];
-    popupPanPadding = panPadding;
+    popupPanPadding = [12, 12];
     var markers = data.houses.map(function (house) {
       var outcome = data.outcomes[house.o];
       var marker = L.circleMarker([house.lat, house.lon], {
@@ -138,7 +137,7 @@
       });
       marker.bindPopup(function () { return popupContent(data, house); },
         { minWidth: popupWidth, maxWidth: popupWidth + 120,
-          autoPanPaddingTopLeft: [12, 12], autoPanPaddingBottomRight: panPadding });
+          autoPanPaddingTopLeft: [12, 12], autoPanPaddingBottomRight: popupPanPadding });
       marker.bindTooltip(house.label, { direction: "top", offset: [0, -6] });
       return marker;
     });

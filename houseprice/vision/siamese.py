@@ -193,9 +193,10 @@ class RankSiamese(nn.Module):
     def branch(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))  # (B, d)
 
-    def pair_logits(self, fi: Tensor, fj: Tensor) -> Tensor:
-        # v_ij = f(x_i) − f(x_j) -> FC(d×2) (Chen §4.2); class 1 means y_i > y_j
-        return self.fc(fi - fj)  # (P, 2)
+    def pair_logits(self, fi: Tensor, fj: Tensor, head: nn.Module | None = None) -> Tensor:
+        # v_ij = f(x_i) − f(x_j) -> FC(d×2) (Chen §4.2); class 1 means y_i > y_j.
+        # ``head`` picks another pair head (``fc_aux``); default: the main head ``fc``.
+        return (self.fc if head is None else head)(fi - fj)  # (P, 2)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.branch(x)
@@ -252,8 +253,7 @@ def pair_loss(
     if len(y) == 0:
         zero = feats.sum() * 0.0
         return zero, torch.zeros((), device=feats.device)
-    fc = model.fc if head is None else head
-    logits = fc(feats[i] - feats[j])  # (P, 2); v_ij = f(x_i) − f(x_j)
+    logits = model.pair_logits(feats[i], feats[j], head)  # (P, 2)
     loss = F.cross_entropy(logits, y)
     correct = (logits.argmax(1) == y).float().sum()
     return loss, correct / len(y)
