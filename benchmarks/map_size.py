@@ -27,7 +27,7 @@ from PIL import Image
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from houseprice._io import atomic_write_json, atomic_write_text
+from houseprice.artifacts import atomic_write_json, atomic_write_text
 from houseprice.maps import render_valuation_map, save_overlay_png
 from houseprice.maps.browser import find_chromium, headless_chromium, open_page
 

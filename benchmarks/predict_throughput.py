@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from houseprice._io import atomic_write_json, atomic_write_text
-from houseprice.data.records import load_dataset
-from houseprice.data.synth_city import generate_city
-from houseprice.data.tiles import load_tiles
-from houseprice.model import HousePriceModel, profile_config, tile_paths
+from houseprice.artifacts import atomic_write_json, atomic_write_text
+from houseprice.data.houses.records import load_dataset
+from houseprice.data.houses.tiles import load_tiles
+from houseprice.synth.city.generate import generate_city
+from houseprice.valuation.model import HousePriceModel, profile_config, tile_paths
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

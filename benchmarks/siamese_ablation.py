@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from houseprice.data.records import load_dataset
-from houseprice.model import HousePriceModel, TrainConfig, profile_config
-from houseprice.pricing.evaluate import evaluate
+from houseprice.data.houses.records import load_dataset
+from houseprice.valuation.evaluate import evaluate
+from houseprice.valuation.model import HousePriceModel, TrainConfig, profile_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TRAIN_KEYS = {"pair_target": str, "n_folds": int}

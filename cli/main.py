@@ -1,4 +1,4 @@
-"""The ``houseprice`` command line: thin typer commands over :mod:`houseprice.pipeline`.
+"""The ``houseprice`` command line: thin typer commands over :mod:`houseprice.jobs`.
 
 User errors (bad input files, wrong options) print one clear message and exit with code 2;
 they never show a Python traceback.
@@ -81,7 +81,7 @@ def _seed_everything(seed: int) -> None:
 
 
 def _check_profile(profile: str) -> None:
-    from houseprice.pipeline import PROFILES
+    from houseprice.jobs import PROFILES
 
     if profile not in PROFILES:
         raise ValueError(f"--profile must be one of {', '.join(PROFILES)}, got {profile!r}")
@@ -102,7 +102,7 @@ def demo(
 
     Example: houseprice demo --out demo_out --profile quick
     """
-    from houseprice.pipeline import run_demo, table2_text
+    from houseprice.jobs import run_demo, table2_text
 
     _check_profile(profile)
     _seed_everything(seed)
@@ -138,7 +138,7 @@ def data_synth_city(
 
     Example: houseprice data synth-city --out data/city --houses 2000 --seed 0
     """
-    from houseprice.data.synth_city import generate_city
+    from houseprice.synth.city.generate import generate_city
 
     t0 = time.perf_counter()
     path = generate_city(
@@ -165,7 +165,7 @@ def data_synth_birds(
 
     Example: houseprice data synth-birds --out data/birds --profile quick
     """
-    from houseprice.data.synth_birds import generate_birds
+    from houseprice.synth.birds.generate import generate_birds
 
     _check_profile(profile)
     presets = {"quick": (20, 6, 64), "standard": (200, 60, 128), "paper": (200, 60, 224)}
@@ -195,7 +195,7 @@ def data_ames(
 
     Example: houseprice data ames --out data/ames
     """
-    from houseprice.data.ames import write_ames
+    from houseprice.data.houses.ames import write_ames
 
     path = write_ames(out, overwrite=overwrite)
     out_console.print(f"wrote Ames dataset to {path}", highlight=False)
@@ -211,7 +211,7 @@ def data_validate(
 
     Example: houseprice data validate data/city --for train
     """
-    from houseprice.data.records import load_any, summarize
+    from houseprice.data.houses.records import load_any, summarize
 
     if purpose not in ("train", "predict", "any"):
         raise ValueError("--for must be train, predict or any")
@@ -257,7 +257,7 @@ def train_cmd(
 
     Example: houseprice train --data data/city --out models/city --profile quick
     """
-    from houseprice.pipeline import train
+    from houseprice.jobs import train
 
     _check_profile(profile)
     _seed_everything(seed)
@@ -299,7 +299,7 @@ def predict_cmd(
 
     Example: houseprice predict --model models/city --input new_houses.csv --out prices.csv
     """
-    from houseprice.pipeline import predict
+    from houseprice.jobs import predict
 
     _seed_everything(seed)
     path, frame, n_fallback = predict(model, input, out, device=device, progress=not quiet)
@@ -323,7 +323,7 @@ def evaluate_cmd(
 
     Example: houseprice evaluate --model models/city --data data/city --out reports/city
     """
-    from houseprice.pipeline import evaluate_folder, table2_text
+    from houseprice.jobs import evaluate_folder, table2_text
 
     _seed_everything(seed)
     report = evaluate_folder(model, data, out, device=device, progress=not quiet)
@@ -350,7 +350,7 @@ def explain_cmd(
     Example: houseprice explain --model models/city --input data/city/houses.csv\
     --out expl --map expl/map.html
     """
-    from houseprice.explain_houses import explain_table
+    from houseprice.valuation.explanations import explain_table
 
     _seed_everything(seed)
     res = explain_table(

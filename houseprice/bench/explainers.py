@@ -45,8 +45,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from houseprice._io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from houseprice.data.cub import IMAGENET_MEAN, IMAGENET_STD, CUBAugConfig, CUBDataset
+from houseprice.artifacts import atomic_write_bytes, atomic_write_json, atomic_write_text
+from houseprice.data.cub.dataset import IMAGENET_MEAN, IMAGENET_STD, CUBAugConfig, CUBDataset
 from houseprice.explain import (
     L2CAF,
     EmbeddingCAM,
@@ -71,7 +71,7 @@ from houseprice.explain import (
 )
 from houseprice.explain.metrics import box_iou, wsol_boxes
 from houseprice.vision.backbones import BackboneConfig
-from houseprice.vision.embedding import (
+from houseprice.vision.embedding.model import (
     CONFIG_FILE,
     EmbeddingNet,
     EmbeddingTrainConfig,
@@ -313,7 +313,7 @@ def _resolve_data(
         return root, "cub-200-2011"
     root = Path(data)  # type: ignore[arg-type]
     if not root.exists():
-        from houseprice.data.synth_birds import generate_birds
+        from houseprice.synth.birds.generate import generate_birds
 
         generate_birds(
             root,
@@ -331,7 +331,9 @@ def _resolve_data(
         except json.JSONDecodeError as err:
             raise ValueError(f"{meta_path}: not valid JSON ({err})") from err
         generator = meta.get("generator", {}) if isinstance(meta, dict) else {}
-        if isinstance(generator, dict) and "synth_birds" in str(generator.get("name", "")):
+        if isinstance(generator, dict) and str(generator.get("name", "")).endswith(
+            ("synth.birds", "synth_birds")
+        ):
             name = "synthetic-birds"
     return root, name
 

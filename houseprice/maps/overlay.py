@@ -20,7 +20,7 @@ from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
-from houseprice._io import atomic_write_bytes
+from houseprice.artifacts import atomic_write_bytes
 
 __all__ = ["heatmap_overlay", "overlay_figure", "save_overlay_png"]
 

@@ -42,7 +42,7 @@ from matplotlib.colors import to_hex
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from houseprice._io import atomic_write_bytes
+from houseprice.artifacts import atomic_write_bytes
 from houseprice.maps.assets import offline_assets
 
 __all__ = [

@@ -80,7 +80,7 @@ class PriceRegressor(RegressorMixin, BaseEstimator):
 
     def save_model(self, path: str | Path) -> Path:
         """Write the booster as LightGBM's own text model (atomic)."""
-        from houseprice._io import atomic_write_text
+        from houseprice.artifacts import atomic_write_text
 
         check_is_fitted(self, "booster_")
         return atomic_write_text(path, self.booster_.model_to_string())

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from houseprice.vision.siamese import (
+from houseprice.vision.siamese.model import (
     FitResult,
     RankSiamese,
     SiameseConfig,

@@ -1,4 +1,4 @@
-"""CUB-200-2011 loader (houseprice.data.cub) and joint transforms (houseprice.data.transforms)."""
+"""CUB-200-2011 loader (houseprice.data.cub.dataset) and joint transforms (houseprice.data.cub.transforms)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from houseprice.data import transforms as T
-from houseprice.data.cub import (
+from houseprice.data.cub import transforms as T
+from houseprice.data.cub.dataset import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     CUBDataset,

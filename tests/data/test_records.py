@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from houseprice.data.records import (
+from houseprice.data.houses.records import (
     DatasetError,
     RecordsValidationError,
     load_any,
@@ -16,7 +16,7 @@ from houseprice.data.records import (
     load_records,
     summarize,
 )
-from houseprice.data.schema import dataset_json_schema, table_schema
+from houseprice.data.houses.schema import dataset_json_schema, table_schema
 
 GOOD = {
     "house_id": ["H1", "H2", "H3"],

@@ -1,4 +1,4 @@
-"""Synthetic birds generator (houseprice.data.synth_birds): layout, determinism, annotations."""
+"""Synthetic birds generator (houseprice.synth.birds.generate): layout, determinism, annotations."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from houseprice.data import synth_birds as sb
-from houseprice.data.cub import CUBDataset, read_cub_index
-from houseprice.data.transforms import mask_to_box
+from houseprice.data.cub.dataset import CUBDataset, read_cub_index
+from houseprice.data.cub.transforms import mask_to_box
+from houseprice.synth.birds import generate as sb
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
@@ -42,7 +42,7 @@ def test_layout_is_valid_cub(quick: Path) -> None:
     assert frame.groupby("class_id")["is_train_official"].sum().eq(3).all()  # 50/50 per class
     meta = json.loads((quick / "dataset.json").read_text())
     assert meta["format"] == "cub-200-2011" and meta["seed"] == 0
-    assert meta["generator"]["name"] == "houseprice.data.synth_birds"
+    assert meta["generator"]["name"] == "houseprice.synth.birds"
     assert meta["generator"]["version"] == "1" and meta["generator"]["image_px"] == 64
     assert (meta["n_classes"], meta["images_per_class"]) == (20, 6)
     assert len(meta["classes"]) == 20

@@ -1,4 +1,4 @@
-"""Tests of the synthetic city generator (houseprice.data.synth_city)."""
+"""Tests of the synthetic city generator (houseprice.synth.city.generate)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from houseprice.data import _city_render as render
-from houseprice.data.synth_city import (
+from houseprice.synth.city import render as render
+from houseprice.synth.city.generate import (
     HOUSE_COLUMNS,
     ORACLE_COLUMNS,
     CityConfig,
@@ -80,7 +80,7 @@ def test_output_contract(written: dict[str, Path]) -> None:
         "tile_px", "tile_meters", "mask_classes", "truth",
     ]  # fmt: skip
     assert meta["format"] == "houseprice-dataset" and meta["name"] == "synthetic-city"
-    assert meta["generator"]["name"] == "houseprice.data.synth_city"
+    assert meta["generator"]["name"] == "houseprice.synth.city"
     assert meta["generator"]["config"] == json.loads(json.dumps(SMALL.__dict__))
     assert CityConfig.from_dict(meta["generator"]["config"]) == SMALL
     assert (meta["n_houses"], meta["tile_px"], meta["tile_meters"]) == (SMALL_N, 64, 70.0)
@@ -115,7 +115,7 @@ def test_output_contract(written: dict[str, Path]) -> None:
 
 
 def test_loads_with_the_records_loader(written: dict[str, Path]) -> None:
-    from houseprice.data.records import load_dataset
+    from houseprice.data.houses.records import load_dataset
 
     ds = load_dataset(written["a"], purpose="train")
     assert len(ds.records) == SMALL_N and ds.tile_meters == 70.0
@@ -336,7 +336,7 @@ def test_other_tile_sizes_render_the_same_world(tmp_path: Path) -> None:
 
 
 def test_palettes_cover_the_world_indices() -> None:
-    from houseprice.data import _city_world as world
+    from houseprice.synth.city import world as world
 
     assert len(render.TINTS) == world.N_TINTS and len(render.ROOFS) == world.N_ROOFS
     assert len(render.DRIVES) == world.N_DRIVE_TONES and len(render.TREES) == world.N_TREE_TONES

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from houseprice.vision.backbones import BackboneConfig, build_backbone
-from houseprice.vision.embedding import (
+from houseprice.vision.embedding.model import (
     EmbeddingNet,
     EmbeddingTrainConfig,
     PKBatchSampler,

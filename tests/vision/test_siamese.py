@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from houseprice.data.records import load_dataset
-from houseprice.data.tiles import load_tiles
-from houseprice.model import tile_paths
+from houseprice.data.houses.records import load_dataset
+from houseprice.data.houses.tiles import load_tiles
+from houseprice.valuation.model import tile_paths
 from houseprice.vision.backbones import BackboneConfig, build_backbone
 from houseprice.vision.features import VisualFeaturizer, _affine_fit
-from houseprice.vision.siamese import (
+from houseprice.vision.siamese.model import (
     RadialGate,
     RankSiamese,
     SiameseConfig,

@@ -52,7 +52,7 @@ class SiameseConfig:
     radial_knots: int = 5
     radial_prior_sigma: float | None = 0.5  # gate starts as a centre prior (None: flat)
     # Weight of an auxiliary rank loss on a second target column (pair head ``fc_aux``);
-    # 0 = a plain rank siamese. The house-price model sets it (see houseprice.model).
+    # 0 = a plain rank siamese. The house-price model sets it (see houseprice.valuation.model).
     aux_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:

@@ -29,9 +29,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from houseprice._io import atomic_write_json, atomic_write_text
-from houseprice.data.records import Dataset, load_any
-from houseprice.data.tiles import load_tiles, read_mask
+from houseprice.artifacts import atomic_write_json, atomic_write_text
+from houseprice.data.houses.records import Dataset, load_any
+from houseprice.data.houses.tiles import load_tiles, read_mask
 from houseprice.explain import (
     L2CAF,
     EmbeddingCAM,
@@ -43,8 +43,8 @@ from houseprice.explain import (
     WeightTransferCAM,
     heatmap_ratio_in_mask,
 )
-from houseprice.model import HousePriceModel, resolve_device, tile_paths
-from houseprice.vision.siamese import RankSiamese, extract_features
+from houseprice.valuation.model import HousePriceModel, resolve_device, tile_paths
+from houseprice.vision.siamese.model import RankSiamese, extract_features
 
 KeyKind = Literal["visual", "pooled"]
 DB_NAME = "gradweights"

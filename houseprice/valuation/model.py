@@ -20,9 +20,9 @@ import pandas as pd
 import torch
 
 from houseprice import __version__
-from houseprice._io import atomic_directory, atomic_write_json, sha256_file
-from houseprice.data.records import Dataset
-from houseprice.data.tiles import TileBatch, load_tiles
+from houseprice.artifacts import atomic_directory, atomic_write_json, sha256_file
+from houseprice.data.houses.records import Dataset
+from houseprice.data.houses.tiles import TileBatch, load_tiles
 from houseprice.pricing.attributes import (
     FULL_SET,
     attribute_frame,
@@ -32,7 +32,7 @@ from houseprice.pricing.attributes import (
 from houseprice.pricing.regressor import PriceRegressor
 from houseprice.vision.backbones import BackboneConfig
 from houseprice.vision.features import VisualFeaturizer
-from houseprice.vision.siamese import SiameseConfig
+from houseprice.vision.siamese.model import SiameseConfig
 
 MODEL_FORMAT = "houseprice-model"
 MODEL_FORMAT_VERSION = 1
@@ -140,7 +140,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def tile_paths(ds_root: Path, records: pd.DataFrame) -> list[Path | None]:
-    from houseprice.data.records import resolve_asset
+    from houseprice.data.houses.records import resolve_asset
 
     if "image" not in records.columns:
         return [None] * len(records)

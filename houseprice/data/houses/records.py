@@ -1,7 +1,7 @@
 """Loading and validating house-record tables and dataset folders (DESIGN §2).
 
 ``load_records`` reads CSV / Parquet / GeoParquet into a GeoDataFrame in EPSG:4326 after
-checking every rule of :mod:`houseprice.data.schema`. All problems are collected and raised
+checking every rule of :mod:`houseprice.data.houses.schema`. All problems are collected and raised
 together in one :class:`RecordsValidationError` (row, column, value, rule), so a user fixes a
 file in one pass. Missing optional values stay missing (NaN / NA); no row is ever dropped.
 """
@@ -19,7 +19,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from houseprice.data.schema import (
+from houseprice.data.houses.schema import (
     COLUMNS_BY_NAME,
     DATASET_FORMAT,
     HOUSE_COLUMNS,

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from houseprice.data._city_world import World
+from houseprice.synth.city.world import World
 
 # Label classes (the dataset.json ``mask_classes``).
 GROUND, TARGET_HOUSE, OTHER_HOUSE, ROAD, HIGHWAY, DRIVEWAY, POOL, TREE, WATER, PARK = range(10)

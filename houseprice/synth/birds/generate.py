@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 from tqdm import tqdm
 
-GENERATOR_NAME = "houseprice.data.synth_birds"
+GENERATOR_NAME = "houseprice.synth.birds"
 GENERATOR_VERSION = "1"
 
 RGB = tuple[int, int, int]
@@ -709,7 +709,7 @@ def contact_sheet(
     Consecutive classes form sibling groups, so the sheet shows one-part differences side by
     side; each caption gives the class id and what it changes relative to its group's base.
     """
-    from houseprice.data.cub import read_cub_index  # local: cub imports torch
+    from houseprice.data.cub.dataset import read_cub_index  # local: cub imports torch
 
     root = Path(root)
     frame = read_cub_index(root)

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from scipy.spatial import cKDTree
 
 if TYPE_CHECKING:
-    from houseprice.data.synth_city import CityConfig
+    from houseprice.synth.city.generate import CityConfig
 
 # Lot faces: the side of the lot that touches its street.
 FACE_N, FACE_S, FACE_W, FACE_E = 0, 1, 2, 3

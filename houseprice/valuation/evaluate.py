@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from houseprice._io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from houseprice.data.records import Dataset
-from houseprice.model import HousePriceModel, _with_visual
+from houseprice.artifacts import atomic_write_bytes, atomic_write_json, atomic_write_text
+from houseprice.data.houses.records import Dataset
 from houseprice.pricing.attributes import (
     FULL_SET,
     TABLE2_SETS,
@@ -26,6 +25,7 @@ from houseprice.pricing.attributes import (
 )
 from houseprice.pricing.metrics import mape, median_ape, within_pct_accuracy
 from houseprice.pricing.regressor import comparison_regressors
+from houseprice.valuation.model import HousePriceModel, _with_visual
 
 TRUTH_EXCLUDE = ("house_id", "visual_log_premium")
 

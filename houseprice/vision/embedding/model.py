@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from houseprice._io import atomic_write_bytes, atomic_write_json, sha256_file
+from houseprice.artifacts import atomic_write_bytes, atomic_write_json, sha256_file
 from houseprice.vision.backbones import Backbone, BackboneConfig, build_backbone
 
 LossName = Literal["triplet", "npair"]

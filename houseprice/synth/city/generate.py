@@ -32,10 +32,10 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from houseprice.data import _city_render as render
-from houseprice.data._city_world import World, build_world
+from houseprice.synth.city import render as render
+from houseprice.synth.city.world import World, build_world
 
-GENERATOR_NAME = "houseprice.data.synth_city"
+GENERATOR_NAME = "houseprice.synth.city"
 GENERATOR_VERSION = "1"
 #: The hidden visual drivers an oracle regressor is given (listed in dataset.json truth).
 ORACLE_COLUMNS = [

@@ -1,0 +1,66 @@
+"""Where and how computations run: device resolution, seeding and thread settings.
+
+Every job resolves ``--device`` through :func:`resolve_device` (so ``tpu``, ``""`` or a CUDA
+request on a CPU-only machine is a user error, not a traceback) and seeds every generator
+through :func:`seed_everything` (deterministic on CPU given ``--seed``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import TYPE_CHECKING
+
+from houseprice.errors import UserInputError
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICE_HELP = "cpu, cuda, cuda:N or auto (CUDA when available, else CPU)."
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; anything else must be ``cpu`` or a CUDA device.
+
+    Raises:
+        UserInputError: the name is not a device, or CUDA is requested but not available.
+    """
+    import torch
+
+    if isinstance(device, torch.device):
+        dev = device
+    elif device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(str(device))
+        except (RuntimeError, ValueError) as err:
+            raise UserInputError(f"--device {device!r} is not a device; use {DEVICE_HELP}") from err
+    if dev.type not in ("cpu", "cuda"):
+        raise UserInputError(f"--device {device!r} is not supported; use {DEVICE_HELP}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserInputError(f"--device {device} requested but no CUDA device is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserInputError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (on every device)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def quiet_openmp() -> None:
+    """Silence OpenMP's banner warnings (called by the CLI before torch/LightGBM load)."""
+    os.environ.setdefault("KMP_WARNINGS", "0")
+
+
+__all__ = ["DEVICE_HELP", "quiet_openmp", "resolve_device", "seed_everything"]
