@@ -1,0 +1,1 @@
+"""Valuation: the house-price model, explanations of valuations, Table-2 evaluation."""

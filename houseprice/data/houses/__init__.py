@@ -1,0 +1,1 @@
+"""House records and tiles: the contract (schema), validated loading, tiles, Ames."""

@@ -1,0 +1,1 @@
+"""The synthetic city: a procedurally generated city with price drivers visible in its tiles."""
