@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from houseprice.artifacts import atomic_write_json, atomic_write_text
-from houseprice.data.houses.records import load_dataset
+from houseprice.data.houses import load_dataset
 from houseprice.data.houses.tiles import load_tiles
 from houseprice.synth.city.generate import generate_city
 from houseprice.valuation.model import HousePriceModel, profile_config, tile_paths

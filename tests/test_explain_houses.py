@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from houseprice.explain import heatmap_ratio_in_mask
-from houseprice.valuation.explanations import centre_prior_maps
+from houseprice.valuation.evidence import centre_prior_maps
 
 
 def test_centre_prior_peaks_on_the_centre_and_is_symmetric() -> None:

@@ -5,7 +5,9 @@ This package imports only torch, torchvision, numpy, scipy, scikit-learn, safete
 the standard library (faiss optionally) - never another ``houseprice`` subpackage; a test
 enforces it. See ``docs/explain.md`` for a guide with an example per method.
 
-Methods (stable names in :data:`METHODS`, built by :func:`make_explainer`):
+Methods (stable names in :data:`METHODS`, built by :func:`make_explainer`; the registry,
+:mod:`houseprice.explain.registry`, also says what each method needs and in which benchmark
+variants it runs, and takes new methods through :func:`register`):
 
 * ``gradcam`` / ``gradcampp`` - Grad-CAM (Chen eq. 2-4) and Grad-CAM++;
 * ``gradcam_vanilla`` / ``gradcam_abs`` - retrieval Grad-CAM (Taha eq. 6) and its abs (eq. 7);
@@ -15,6 +17,9 @@ Methods (stable names in :data:`METHODS`, built by :func:`make_explainer`):
 * ``embeddingcam_point`` / ``embeddingcam_mean`` - EmbeddingCAM (Bachhawat eq. 9-12);
 * ``l2caf`` - L2-CAF, class-oblivious and class-specific, fast and vanilla (Taha eq. 1-3);
 * ``uniform`` - the uniform baseline.
+
+Typed targets (:mod:`houseprice.explain.targets`): :class:`ClassTarget`,
+:class:`EmbeddingTarget`, :class:`SimilarityTarget`, :class:`EmbeddingSumTarget`.
 """
 
 from houseprice.explain.base import (
@@ -48,13 +53,31 @@ from houseprice.explain.metrics import (
     wsol_accuracy,
     wsol_boxes,
 )
-from houseprice.explain.registry import METHODS, make_explainer
+from houseprice.explain.registry import (
+    METHODS,
+    MethodSpec,
+    TransferSource,
+    Variant,
+    get_method,
+    make_explainer,
+    method_specs,
+    methods_for,
+    register,
+    registered,
+    unregister,
+)
 from houseprice.explain.sampled import (
     PartnerSampler,
     RankPairSampler,
     SampledGradCAM,
     SampledGradCAMPlusPlus,
     TripletSampler,
+)
+from houseprice.explain.targets import (
+    ClassTarget,
+    EmbeddingSumTarget,
+    EmbeddingTarget,
+    SimilarityTarget,
 )
 from houseprice.explain.transfer import GradWeightDatabase, QueryResult, WeightTransferCAM
 from houseprice.explain.uniform import UniformCAM
@@ -63,7 +86,10 @@ __all__ = [
     "L2CAF",
     "METHODS",
     "Capture",
+    "ClassTarget",
     "EmbeddingCAM",
+    "EmbeddingSumTarget",
+    "EmbeddingTarget",
     "Explainer",
     "Explanation",
     "GradCAM",
@@ -73,27 +99,37 @@ __all__ = [
     "GradWeightDatabase",
     "L2CAFConfig",
     "LowRes",
+    "MethodSpec",
     "PartnerSampler",
     "QueryResult",
     "RankPairSampler",
     "RetrievalGradCAM",
     "SampledGradCAM",
     "SampledGradCAMPlusPlus",
+    "SimilarityTarget",
+    "TransferSource",
     "TripletSampler",
     "UniformCAM",
+    "Variant",
     "WeightTransferCAM",
     "box_iou",
     "box_masks",
     "class_proxies",
     "embedding_sum",
+    "get_method",
     "gradcam_weights",
     "gradcampp_weights",
     "heatmap_ratio_in_box",
     "heatmap_ratio_in_mask",
     "make_explainer",
+    "method_specs",
+    "methods_for",
     "normalize_maps",
+    "register",
+    "registered",
     "threshold_sweep",
     "top_m_weights",
+    "unregister",
     "upsample",
     "weighted_sum",
     "wsol_accuracy",

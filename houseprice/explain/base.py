@@ -29,7 +29,8 @@ from torch import Tensor, nn
 Normalize = Literal["max", "minmax"]
 # A target is: None (method default), class indices (int, sequence or LongTensor of shape (B,)),
 # per-sample vectors (FloatTensor) where a method documents it, or a callable objective mapping
-# the model output to one scalar per sample, shape (B,).
+# the model output to one scalar per sample, shape (B,) - e.g. the typed targets of
+# houseprice.explain.targets (ClassTarget, EmbeddingTarget, SimilarityTarget, ...).
 Target = None | int | Sequence[int] | Tensor | Callable[[Any], Tensor]
 
 

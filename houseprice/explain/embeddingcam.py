@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from houseprice.explain.base import Normalize, Target, class_indices
 from houseprice.explain.gradcam import GradCAM
+from houseprice.explain.targets import ClassTarget, EmbeddingTarget
 
 
 def class_proxies(embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -48,10 +49,14 @@ class EmbeddingCAM(GradCAM):
     Args:
         proxies: optional ``(K, D)`` class proxies (e.g. from :func:`class_proxies`) indexed by
             class id ``0..K-1``, or a pair ``(classes, proxies)`` as returned by it.
+        top_m: keep only the ``top_m`` largest channel weights (Chen §3.2 rule); ``None``
+            keeps every channel (Bachhawat).
 
     ``target``: ``None`` uses the single-point proxy (the image's own normalised embedding,
-    detached); integer labels ``(B,)`` pick rows of ``proxies``; a float tensor ``(B, D)`` gives
-    the proxies directly (e.g. one-hot vectors, which reduce EmbeddingCAM to Grad-CAM).
+    detached); integer labels ``(B,)`` (or a :class:`~houseprice.explain.targets.ClassTarget`)
+    pick rows of ``proxies``; a float tensor ``(B, D)`` (or an
+    :class:`~houseprice.explain.targets.EmbeddingTarget`) gives the proxies directly (e.g.
+    one-hot vectors, which reduce EmbeddingCAM to Grad-CAM).
     """
 
     name: ClassVar[str] = "embeddingcam"
@@ -62,9 +67,10 @@ class EmbeddingCAM(GradCAM):
         target_layer: nn.Module,
         *,
         proxies: Tensor | tuple[Tensor, Tensor] | None = None,
+        top_m: int | None = None,
         normalize: Normalize = "max",
     ) -> None:
-        super().__init__(model, target_layer, normalize=normalize)
+        super().__init__(model, target_layer, top_m=top_m, normalize=normalize)
         self.classes: Tensor | None = None
         if isinstance(proxies, tuple):
             self.classes, proxies = proxies
@@ -92,8 +98,15 @@ class EmbeddingCAM(GradCAM):
         return self.proxies[rows.to(self.proxies.device)]
 
     def objective(self, target: Target, batch: int) -> Callable[[Any], Tensor]:
+        if isinstance(target, EmbeddingTarget):
+            return target  # y . p with the given proxy vectors (eq. 9)
+        if isinstance(target, ClassTarget):
+            target = target.index  # labels select class proxies
         if callable(target) and not isinstance(target, Tensor):
-            raise TypeError("EmbeddingCAM targets are proxies or labels, not callables")
+            raise TypeError(
+                "EmbeddingCAM targets are proxies or labels (ClassTarget, EmbeddingTarget), "
+                "not other callables"
+            )
 
         def proxy_score(output: Any) -> Tensor:
             if not isinstance(output, Tensor) or output.ndim != 2:

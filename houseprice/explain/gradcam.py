@@ -20,8 +20,10 @@ from houseprice.explain.base import (
     Target,
     class_indices,
     class_scores,
+    top_m_weights,
     weighted_sum,
 )
+from houseprice.explain.targets import embedding_sum
 
 Rectifier = Literal["relu", "abs"]
 
@@ -53,32 +55,38 @@ def rectify(linear: Tensor, how: Rectifier) -> Tensor:
     return linear.clamp_min(0.0) if how == "relu" else linear.abs()
 
 
-def embedding_sum(output: Any) -> Tensor:
-    """Taha eq. 6 objective: sum of the output embedding's components, ``(B, D) -> (B,)``.
-
-    ``d y / d A`` for a vector ``y`` is taken as the gradient of ``sum_d y_d`` (what
-    ``tf.gradients`` computes for a vector output).
-    """
-    if not isinstance(output, Tensor) or output.ndim < 2:
-        raise ValueError("the embedding objective needs a (B, D) tensor output")
-    return output.flatten(1).sum(dim=1)
+def _check_top_m(top_m: int | None) -> int | None:
+    if top_m is not None and (isinstance(top_m, bool) or top_m < 1):
+        raise ValueError(f"top_m must be >= 1 or None, got {top_m}")
+    return top_m
 
 
 class GradCAM(Explainer):
     """Grad-CAM (Chen eq. 2-4): ``ReLU(sum_k alpha_k A^k)``, ``alpha_k`` = mean gradient.
 
+    Args:
+        top_m: keep only the ``top_m`` largest channel weights per image (Chen §3.2 rule, via
+            :func:`~houseprice.explain.base.top_m_weights`); ``None`` keeps every channel.
+
     ``target``: ``None`` explains the arg-max class; class indices (int, sequence or LongTensor
-    ``(B,)``) explain those classes' pre-softmax scores; a callable maps the model output to one
-    scalar per sample (any differentiable objective).
+    ``(B,)``, or a :class:`~houseprice.explain.targets.ClassTarget`) explain those classes'
+    pre-softmax scores; a callable (e.g. the typed targets of
+    :mod:`houseprice.explain.targets`) maps the model output to one scalar per sample.
     """
 
     name: ClassVar[str] = "gradcam"
     rectifier: ClassVar[Rectifier] = "relu"
 
     def __init__(
-        self, model: nn.Module, target_layer: nn.Module, *, normalize: Normalize = "max"
+        self,
+        model: nn.Module,
+        target_layer: nn.Module,
+        *,
+        top_m: int | None = None,
+        normalize: Normalize = "max",
     ) -> None:
         super().__init__(model, target_layer, normalize=normalize)
+        self.top_m = _check_top_m(top_m)
 
     def channel_weights(self, activations: Tensor, gradients: Tensor) -> Tensor:
         """Channel weights ``(B, C)`` from activations and gradients ``(B, C, h, w)``."""
@@ -109,6 +117,7 @@ class GradCAM(Explainer):
             x, lambda out: self._per_sample(objective(out), x.shape[0], "the objective")
         )
         weights = self.channel_weights(grad_pass.activations, grad_pass.gradients)
+        weights = top_m_weights(weights, self.top_m)  # Chen §3.2: top-M channels
         linear = weighted_sum(grad_pass.activations, weights)
         return LowRes(
             raw=rectify(linear, self.rectifier),
@@ -133,9 +142,10 @@ class GradCAMPlusPlus(GradCAM):
         target_layer: nn.Module,
         *,
         eps: float = 0.0,
+        top_m: int | None = None,
         normalize: Normalize = "max",
     ) -> None:
-        super().__init__(model, target_layer, normalize=normalize)
+        super().__init__(model, target_layer, top_m=top_m, normalize=normalize)
         if eps < 0:
             raise ValueError(f"eps must be >= 0, got {eps}")
         self.eps = eps
@@ -147,7 +157,8 @@ class GradCAMPlusPlus(GradCAM):
 class RetrievalGradCAM(GradCAM):
     """Vanilla Grad-CAM for retrieval (Taha eq. 6): gradient of the output embedding.
 
-    ``target=None`` uses :func:`embedding_sum`; a callable objective may be given instead.
+    ``target=None`` uses :func:`~houseprice.explain.targets.embedding_sum`; a callable objective
+    (e.g. :class:`~houseprice.explain.targets.SimilarityTarget`) may be given instead.
     The model output should be the raw embedding (before L2 normalisation), as in Taha §4.2.
     """
 
@@ -160,7 +171,7 @@ class RetrievalGradCAM(GradCAM):
             return target
         raise TypeError(
             f"{type(self).__name__} explains the embedding itself: target must be None or a "
-            "callable objective"
+            "callable objective (e.g. EmbeddingTarget, SimilarityTarget)"
         )
 
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from houseprice.explain.base import Explainer, LowRes, Normalize, Target, class_indices
+from houseprice.explain.targets import ClassTarget
 
 
 @dataclass
@@ -62,10 +63,11 @@ class L2CAF(Explainer):
         progress: show a tqdm bar over iterations.
 
     ``target``: ``None`` is class-oblivious (eq. 1, for embeddings or logits); class indices
-    ``(B,)`` are class-specific (eq. 2, logits output). The filter is not sign-constrained: with
-    eq. 2 it turns negative where features support the *other* classes, and ``|f|`` shows
-    those regions too. Diagnostics in ``extras``: ``filter`` (signed ``f / ||f||``, ``(B, h,
-    w)``), ``iterations``, ``converged`` and final ``loss`` per image.
+    ``(B,)`` (or a :class:`~houseprice.explain.targets.ClassTarget`) are class-specific (eq. 2,
+    logits output). The filter is not sign-constrained: with eq. 2 it turns negative where
+    features support the *other* classes, and ``|f|`` shows those regions too. Diagnostics in
+    ``extras``: ``filter`` (signed ``f / ||f||``, ``(B, h, w)``), ``iterations``, ``converged``
+    and final ``loss`` per image.
     """
 
     name: ClassVar[str] = "l2caf"
@@ -116,6 +118,8 @@ class L2CAF(Explainer):
         activations, output = self.forward_activations(x)  # (B, C, h, w), NT(x)
         batch, _, height, width = activations.shape
         classes = None
+        if isinstance(target, ClassTarget):
+            target = target.index
         if target is not None:
             if callable(target) and not isinstance(target, Tensor):
                 raise TypeError("L2-CAF targets are None (class-oblivious) or class indices")

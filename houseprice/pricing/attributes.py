@@ -1,7 +1,7 @@
 """Attribute sets (the paper's letters) and the time-sorted train/test split.
 
 G = latitude + longitude, Bed = bedrooms, Bath = bathrooms, T = sale time in months since
-1970-01, A = area_sqft (DESIGN §2). Extra columns of a table may be named too (numeric only).
+1970-01, A = area_sqft. Extra columns of a table may be named too (numeric only).
 """
 
 from __future__ import annotations

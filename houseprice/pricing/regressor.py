@@ -86,12 +86,21 @@ class PriceRegressor(RegressorMixin, BaseEstimator):
         return atomic_write_text(path, self.booster_.model_to_string())
 
     @classmethod
-    def load_model(cls, path: str | Path, feature_names: list[str] | None = None) -> PriceRegressor:
-        """Rebuild a fitted regressor from a LightGBM text model (no pickle involved)."""
+    def load_model(
+        cls,
+        path: str | Path,
+        feature_names: list[str] | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> PriceRegressor:
+        """Rebuild a fitted regressor from a LightGBM text model (no pickle involved).
+
+        ``params`` are the ``get_params()`` of the regressor that was saved, so the loaded one
+        reports the same parameters (they are not stored in LightGBM's text).
+        """
         import lightgbm as lgb
 
         booster = lgb.Booster(model_str=Path(path).read_text())
-        reg = cls()
+        reg = cls(**(params or {}))
         reg.booster_ = booster
         reg.n_features_in_ = booster.num_feature()
         if feature_names is not None:

@@ -3,19 +3,18 @@ features, the visual-feature lift, the comparison regressors and (synthetic city
 
 All regressors are refitted here on the model's training rows with the *model's* visual
 features: out-of-fold features for training rows (stored in the model), fresh features for
-test rows. Reports are written atomically as ``report.json`` (DESIGN §6) + ``report.md``.
+test rows. The report dict is rendered by :mod:`houseprice.valuation.report`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from houseprice.artifacts import atomic_write_bytes, atomic_write_json, atomic_write_text
-from houseprice.data.houses.records import Dataset
+from houseprice.data.houses import Dataset
+from houseprice.errors import UserInputError
 from houseprice.pricing.attributes import (
     FULL_SET,
     TABLE2_SETS,
@@ -30,7 +29,7 @@ from houseprice.valuation.model import HousePriceModel, _with_visual
 TRUTH_EXCLUDE = ("house_id", "visual_log_premium")
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserInputError):
     """The model and the dataset do not fit together for an honest evaluation."""
 
 
@@ -192,98 +191,3 @@ def evaluate(
         }
     )
     return report, preds
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.1f}"
-
-
-def report_markdown(report: dict[str, Any], plot_name: str | None = None) -> str:
-    """The human-readable report: Table 2, regressors, oracle, error summary."""
-    lines = [
-        f"# Price evaluation — {report['dataset']}",
-        "",
-        f"Time-sorted split: {report['train_size']} training and {report['test_size']} "
-        "test houses. Accuracy = share of test houses priced within ±10% (percent).",
-        "",
-        "| Attributes | w/o VF (%) | w VF (%) | Δ (points) |",
-        "|---|---:|---:|---:|",
-    ]
-    for name, row in report["accuracy_within_10pct"].items():
-        label = name if name != "none" else "none (w/o VF = mean-price baseline)"
-        delta = "–" if row["lift"] is None else f"{100 * row['lift']:+.1f}"
-        lines.append(
-            f"| {label} | {_pct(row['without_visual'])} | {_pct(row['with_visual'])} | {delta} |"
-        )
-    if "oracle" in report:
-        o = report["oracle"]
-        lines += [
-            "",
-            f"**Oracle** ({o['set']} + hidden drivers {', '.join(o['drivers'])}): "
-            f"{_pct(o['with_oracle'])}% vs {_pct(o['without_visual'])}% → "
-            f"lift {100 * o['lift']:+.1f} points.",
-        ]
-        if "visual_share_of_oracle_lift" in o:
-            lines.append(
-                f"Visual features recover {100 * o['visual_share_of_oracle_lift']:.0f}% "
-                "of the oracle lift."
-            )
-    if report["regressors"]:
-        lines += [
-            "",
-            f"## Regressors on {report['main_model']}",
-            "",
-            "| Regressor | 10% accuracy (%) |",
-            "|---|---:|",
-        ]
-        lines += [f"| {k} | {_pct(v)} |" for k, v in report["regressors"].items()]
-    lines += [
-        "",
-        f"Main model MAPE {100 * report['mape']:.1f}%, median APE "
-        f"{100 * report['median_ape']:.1f}%.",
-    ]
-    if plot_name:
-        lines += ["", f"![predicted vs actual and error histogram]({plot_name})"]
-    return "\n".join(lines) + "\n"
-
-
-def plot_predictions(preds: pd.DataFrame) -> bytes:
-    """PNG bytes: predicted vs actual (log–log) and the signed % error histogram."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.2))
-    t, p = preds["price"].to_numpy(), preds["predicted_price"].to_numpy()
-    err = (p - t) / t
-    inside = np.abs(err) <= 0.1
-    a.scatter(t[inside], p[inside], s=6, c="tab:green", label="within ±10%")
-    a.scatter(t[~inside], p[~inside], s=6, c="tab:red", label="outside")
-    lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
-    a.plot([lo, hi], [lo, hi], "k--", lw=1)
-    a.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="grey", alpha=0.15)
-    a.set_xscale("log"), a.set_yscale("log")
-    a.set_xlabel("sale price"), a.set_ylabel("predicted price"), a.legend()
-    a.set_title("Predicted vs actual (test)")
-    b.hist(np.clip(err * 100, -60, 60), bins=60, color="tab:blue")
-    b.axvspan(-10, 10, color="green", alpha=0.15)
-    b.set_xlabel("error (%)"), b.set_ylabel("houses"), b.set_title("Signed error")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def write_report(report: dict[str, Any], preds: pd.DataFrame, out_dir: str | Path) -> Path:
-    """Write report.json, report.md, predictions.csv and the plot into ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "predictions.png", plot_predictions(preds))
-    atomic_write_text(out / "predictions.csv", preds.to_csv(index=False))
-    atomic_write_json(out / "report.json", report)
-    atomic_write_text(out / "report.md", report_markdown(report, "predictions.png"))
-    return out

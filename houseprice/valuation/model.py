@@ -21,7 +21,7 @@ import torch
 
 from houseprice import __version__
 from houseprice.artifacts import atomic_directory, atomic_write_json, sha256_file
-from houseprice.data.houses.records import Dataset
+from houseprice.data.houses import Dataset
 from houseprice.data.houses.tiles import TileBatch, load_tiles
 from houseprice.pricing.attributes import (
     FULL_SET,
@@ -30,12 +30,13 @@ from houseprice.pricing.attributes import (
     time_split,
 )
 from houseprice.pricing.regressor import PriceRegressor
+from houseprice.profiles import get_profile
 from houseprice.vision.backbones import BackboneConfig
 from houseprice.vision.features import VisualFeaturizer
-from houseprice.vision.siamese.model import SiameseConfig
+from houseprice.vision.siamese import SiameseConfig, SiameseTrainConfig, check_configs
 
 MODEL_FORMAT = "houseprice-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # 2: config.siamese (architecture) + config.siamese_training
 PairTarget = Literal["price", "residual"]
 
 
@@ -59,8 +60,12 @@ class RegressorConfig:
 AUX_PRICE_WEIGHT = 2.0
 
 
-def _product_siamese(**overrides: Any) -> SiameseConfig:
-    return SiameseConfig(**{"aux_weight": AUX_PRICE_WEIGHT, **overrides})
+def _product_siamese() -> SiameseConfig:
+    return SiameseConfig(aux_head=True)
+
+
+def _product_siamese_training() -> SiameseTrainConfig:
+    return SiameseTrainConfig(aux_weight=AUX_PRICE_WEIGHT)
 
 
 @dataclass
@@ -68,7 +73,8 @@ class TrainConfig:
     """Everything that defines a trained model (saved in model.json)."""
 
     attributes: tuple[str, ...] = FULL_SET
-    siamese: SiameseConfig = field(default_factory=_product_siamese)
+    siamese: SiameseConfig = field(default_factory=_product_siamese)  # architecture
+    siamese_training: SiameseTrainConfig = field(default_factory=_product_siamese_training)
     regressor: RegressorConfig = field(default_factory=RegressorConfig)
     n_folds: int = 3  # cross-fitting folds for training-row features (0 = naive)
     pair_target: PairTarget = "residual"
@@ -78,9 +84,13 @@ class TrainConfig:
     weights: str | None = None  # local backbone weights file
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_configs(self.siamese, self.siamese_training)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["siamese"] = self.siamese.to_dict()
+        d["siamese_training"] = self.siamese_training.to_dict()
         d["attributes"] = list(self.attributes)
         d["match_attributes"] = list(self.match_attributes)
         return d
@@ -89,6 +99,7 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = dict(d)
         d["siamese"] = SiameseConfig.from_dict(d["siamese"])
+        d["siamese_training"] = SiameseTrainConfig.from_dict(d["siamese_training"])
         d["regressor"] = RegressorConfig(**d["regressor"])
         d["attributes"] = tuple(d["attributes"])
         d["match_attributes"] = tuple(d["match_attributes"])
@@ -102,31 +113,24 @@ def profile_config(
     backbone: str | None = None,
     seed: int = 0,
 ) -> TrainConfig:
-    """The quick / standard / paper presets of DESIGN §7."""
-    if profile == "quick":
-        sia = _product_siamese(epochs=4, patience=4)
-        cfg = TrainConfig(siamese=sia, regressor=RegressorConfig(n_estimators=300), n_folds=2)
-    elif profile == "standard":
-        cfg = TrainConfig()
-    elif profile == "paper":
-        sia = SiameseConfig(
-            backbone=BackboneConfig(name="resnet50"),
-            image_size=224,
-            freeze_backbone=True,
-            epochs=30,
-            batch_size=32,
-            lr=1e-3,
-            pooling="gap",  # the paper: GAP, only the FC layers are trained
-            aux_weight=0.0,  # the paper: one pair head, ranking by price
-        )
-        cfg = TrainConfig(siamese=sia, pair_target="price")
-    else:
-        raise ValueError(f"unknown profile {profile!r}; choose quick, standard or paper")
-    if backbone is not None:
-        cfg.siamese.backbone = BackboneConfig(name=backbone)
-    cfg.attributes = attributes
-    cfg.seed = seed
-    return cfg
+    """The quick / standard / paper training config, built from ``houseprice.profiles``.
+
+    ``backbone`` replaces the profile's backbone; an unknown profile is a ``UserInputError``.
+    """
+    spec = get_profile(profile).train
+    arch: dict[str, Any] = dict(spec.siamese)
+    name = backbone if backbone is not None else spec.backbone
+    if name is not None:
+        arch["backbone"] = BackboneConfig(name=name)
+    return TrainConfig(
+        attributes=attributes,
+        siamese=SiameseConfig(**arch),
+        siamese_training=SiameseTrainConfig(**spec.siamese_training),
+        regressor=RegressorConfig(n_estimators=spec.n_estimators),
+        n_folds=spec.n_folds,
+        pair_target=spec.pair_target,  # type: ignore[arg-type]
+        seed=seed,
+    )
 
 
 def resolve_device(device: str) -> torch.device:
@@ -225,19 +229,21 @@ class HousePriceModel:
             targets = log_y
             if config.pair_target == "residual":
                 targets = _residual_targets(x_attr, log_y, config)
-            if config.siamese.aux_weight > 0:  # auxiliary head ranks by log price itself
+            if config.siamese_training.aux_weight > 0:  # auxiliary head ranks by log price
                 targets = np.column_stack([targets, log_y])
             match = (
                 _match_matrix(train, config.match_attributes) if config.match_attributes else None
             )
-            featurizer = VisualFeaturizer(config=config.siamese, n_folds=config.n_folds)
-            feats = featurizer.fit_transform(
-                tiles.pixels[ok],
-                targets[ok],
-                match=None if match is None else match[ok],
+            featurizer = VisualFeaturizer(
+                config=config.siamese,
+                training=config.siamese_training,
+                n_folds=config.n_folds,
                 seed=config.seed,
-                device=dev,
+                device=str(dev),
                 progress=progress,
+            )
+            feats = featurizer.fit_transform(
+                tiles.pixels[ok], targets[ok], match=None if match is None else match[ok]
             )
             feats_full = np.full((len(train), config.siamese.feature_dim), np.nan, np.float32)
             feats_full[ok] = feats
@@ -397,7 +403,11 @@ class HousePriceModel:
             tensors = load_file(str(folder / "siamese.safetensors"))
             train_features = tensors.pop("train_features").numpy()
             featurizer = VisualFeaturizer.from_state_tensors(
-                config.siamese, meta["n_visual_models"], config.n_folds, tensors
+                tensors,
+                config=config.siamese,
+                training=config.siamese_training,
+                n_models=meta["n_visual_models"],
+                n_folds=config.n_folds,
             )
             regressor = PriceRegressor.load_model(folder / "regressor.txt", names["visual"])
         model = cls(

@@ -1,4 +1,4 @@
-"""Visual features for the price regressor, without train/test leakage.
+"""Visual features for the price regressor, without train/test leakage: ``VisualFeaturizer``.
 
 A siamese net that trained on a house has seen its price, so its feature for that house is
 optimistic; for a test house it is not. A regressor fitted on such optimistic features
@@ -8,115 +8,172 @@ rows get the mean over the K nets. Feature spaces of separately trained nets are
 every net's features are mapped onto net 0's space by a least-squares affine map fitted on
 all training tiles (features only; prices are not used). ``n_folds=0`` is the naive way: one
 net on all training rows, in-sample features for the training rows.
+
+The featurizer is a scikit-learn-style transformer: keyword-only parameters stored as given
+(``get_params`` / ``set_params`` / ``sklearn.base.clone`` work), ``fit`` returns ``self``,
+learned state ends in ``_``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
 from torch import Tensor
 
-from houseprice.vision.siamese.model import (
+from houseprice.runtime import resolve_device
+from houseprice.vision.siamese.model import RankSiamese, SiameseConfig
+from houseprice.vision.siamese.train import (
     FitResult,
-    RankSiamese,
-    SiameseConfig,
+    SiameseTrainConfig,
+    check_configs,
     extract_features,
     fit_siamese,
 )
 
 
-@dataclass
-class VisualFeaturizer:
-    """K cross-fitted rank-siamese nets plus affine maps into a common feature space."""
+class VisualFeaturizer(BaseEstimator):
+    """K cross-fitted rank-siamese nets plus affine maps into a common feature space.
 
-    config: SiameseConfig
-    n_folds: int = 3
-    models_: list[RankSiamese] = field(default_factory=list)
-    align_: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (A (d,d), b (d,))
-    fits_: list[FitResult] = field(default_factory=list)
+    Args:
+        config: the nets' architecture.
+        training: how each net is trained.
+        n_folds: cross-fitting folds (>= 2), or 0 for one net on all rows (in-sample).
+        seed: fold assignment and net ``k``'s training seed (``seed + k``).
+        device: where the nets train (``cpu``, ``cuda[:N]`` or ``auto``).
+        progress: show progress bars.
+
+    Attributes (after :meth:`fit`):
+        models_: the nets (on ``device``).
+        align_: per net ``(A (d, d), b (d,))``, mapping its features onto net 0's.
+        fits_: the per-net :class:`~houseprice.vision.siamese.train.FitResult`.
+        oof_features_: ``(N, d)`` out-of-fold (``n_folds == 0``: in-sample) training features.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: SiameseConfig,
+        training: SiameseTrainConfig,
+        n_folds: int = 3,
+        seed: int = 0,
+        device: str = "cpu",
+        progress: bool = False,
+    ) -> None:
+        self.config = config
+        self.training = training
+        self.n_folds = n_folds
+        self.seed = seed
+        self.device = device
+        self.progress = progress
 
     @property
     def feature_dim(self) -> int:
         return self.config.feature_dim
 
+    def fit(
+        self, tiles: np.ndarray, targets: np.ndarray, *, match: np.ndarray | None = None
+    ) -> VisualFeaturizer:
+        """Train the nets on ``tiles (N,H,W,3)`` uint8 and ``targets (N,)`` or ``(N, 2)``.
+
+        ``match`` is an optional ``(N, k)`` attribute matrix for matched partners.
+        """
+        if self.n_folds == 1 or self.n_folds < 0:
+            raise ValueError("n_folds must be 0 (naive) or >= 2 (cross-fitting)")
+        check_configs(self.config, self.training)
+        dev = resolve_device(self.device)
+        if self.n_folds == 0:
+            self._fit_naive(tiles, targets, match, dev)
+        else:
+            self._fit_cross(tiles, targets, match, dev)
+        return self
+
     def fit_transform(
-        self,
-        tiles: np.ndarray,
-        targets: np.ndarray,
-        *,
-        match: np.ndarray | None = None,
-        seed: int = 0,
-        device: torch.device | str = "cpu",
-        progress: bool = False,
+        self, tiles: np.ndarray, targets: np.ndarray, *, match: np.ndarray | None = None
     ) -> np.ndarray:
-        """Train the nets on ``tiles (N,H,W,3)``; return the training rows' features ``(N,d)``.
+        """:meth:`fit`, then the training rows' features ``(N, d)`` (:attr:`oof_features_`).
 
         With ``n_folds >= 2`` these are out-of-fold features; with ``n_folds == 0`` in-sample.
         """
-        n = len(tiles)
-        self.models_, self.align_, self.fits_ = [], [], []
-        if self.n_folds == 0:
-            fit = fit_siamese(
-                tiles,
-                targets,
-                config=self.config,
-                match=match,
-                seed=seed,
-                device=device,
-                progress=progress,
-                desc="siamese (all)",
-            )
-            self.fits_, self.models_ = [fit], [fit.model]
-            d = self.feature_dim
-            self.align_ = [(np.eye(d, dtype=np.float32), np.zeros(d, dtype=np.float32))]
-            return self.transform(tiles, device=device)
-        if self.n_folds < 2:
-            raise ValueError("n_folds must be 0 (naive) or >= 2 (cross-fitting)")
-        folds = np.random.default_rng(seed).permutation(n) % self.n_folds
+        return self.fit(tiles, targets, match=match).oof_features_
+
+    def _fit_siamese(
+        self,
+        tiles: np.ndarray,
+        targets: np.ndarray,
+        match: np.ndarray | None,
+        seed: int,
+        device: torch.device,
+        desc: str,
+    ) -> FitResult:
+        return fit_siamese(
+            tiles,
+            targets,
+            config=self.config,
+            training=self.training,
+            match=match,
+            seed=seed,
+            device=device,
+            progress=self.progress,
+            desc=desc,
+        )
+
+    def _fit_naive(
+        self, tiles: np.ndarray, targets: np.ndarray, match: np.ndarray | None, dev: torch.device
+    ) -> None:
+        fit = self._fit_siamese(tiles, targets, match, self.seed, dev, "siamese (all)")
+        d = self.feature_dim
+        self.fits_, self.models_ = [fit], [fit.model]
+        self.align_ = [(np.eye(d, dtype=np.float32), np.zeros(d, dtype=np.float32))]
+        self.oof_features_ = self.transform(tiles, device=dev)
+
+    def _fit_cross(
+        self, tiles: np.ndarray, targets: np.ndarray, match: np.ndarray | None, dev: torch.device
+    ) -> None:
+        n, n_folds = len(tiles), self.n_folds
+        folds = np.random.default_rng(self.seed).permutation(n) % n_folds
+        fits: list[FitResult] = []
         raw_all: list[np.ndarray] = []
-        for k in range(self.n_folds):
+        for k in range(n_folds):
             tr = np.flatnonzero(folds != k)
-            fit = fit_siamese(
-                tiles[tr],
-                targets[tr],
-                config=self.config,
-                match=None if match is None else match[tr],
-                seed=seed + k,
-                device=device,
-                progress=progress,
-                desc=f"siamese fold {k + 1}/{self.n_folds}",
-            )
-            self.fits_.append(fit)
-            self.models_.append(fit.model)
-            raw_all.append(extract_features(fit.model, torch.from_numpy(tiles), device=device))
+            part = None if match is None else match[tr]
+            desc = f"siamese fold {k + 1}/{n_folds}"
+            fit = self._fit_siamese(tiles[tr], targets[tr], part, self.seed + k, dev, desc)
+            fits.append(fit)
+            raw_all.append(extract_features(fit.model, torch.from_numpy(tiles), device=dev))
+        self.fits_, self.models_ = fits, [f.model for f in fits]
         self.align_ = [_affine_fit(raw, raw_all[0]) for raw in raw_all]
         oof = np.zeros((n, self.feature_dim), dtype=np.float32)
-        for k in range(self.n_folds):
+        for k in range(n_folds):
             rows = folds == k
             a, b = self.align_[k]
             oof[rows] = raw_all[k][rows] @ a + b
-        return oof
+        self.oof_features_ = oof
 
     def transform(
         self,
         tiles: np.ndarray | Tensor,
         *,
-        device: torch.device | str = "cpu",
+        device: torch.device | str | None = None,
         batch_size: int = 256,
     ) -> np.ndarray:
-        """Features of new tiles ``(N,H,W,3)`` uint8: mean over the aligned nets → ``(N,d)``."""
-        if not self.models_:
+        """Features of new tiles ``(N,H,W,3)`` uint8: mean over the aligned nets → ``(N,d)``.
+
+        ``device`` is where the nets currently are (default: the ``device`` parameter); move
+        them with :meth:`to`.
+        """
+        if not getattr(self, "models_", None):
             raise RuntimeError("VisualFeaturizer is not fitted")
+        dev = resolve_device(self.device if device is None else device)
         t = torch.from_numpy(tiles) if isinstance(tiles, np.ndarray) else tiles
         acc = np.zeros((len(t), self.feature_dim), dtype=np.float64)
         for model, (a, b) in zip(self.models_, self.align_, strict=True):
-            acc += extract_features(model, t, device=device, batch_size=batch_size) @ a + b
+            acc += extract_features(model, t, device=dev, batch_size=batch_size) @ a + b
         return (acc / len(self.models_)).astype(np.float32)
 
     # --- persistence: flat tensors for safetensors ------------------------------------
     def state_tensors(self) -> dict[str, Tensor]:
+        """Every net's state (``net{k}.*``) and affine map (``align{k}.A`` / ``.b``)."""
         out: dict[str, Tensor] = {}
         for k, (model, (a, b)) in enumerate(zip(self.models_, self.align_, strict=True)):
             for name, v in model.state_dict().items():
@@ -127,11 +184,19 @@ class VisualFeaturizer:
 
     @classmethod
     def from_state_tensors(
-        cls, config: SiameseConfig, n_models: int, n_folds: int, tensors: dict[str, Tensor]
+        cls,
+        tensors: dict[str, Tensor],
+        *,
+        config: SiameseConfig,
+        training: SiameseTrainConfig,
+        n_models: int,
+        n_folds: int,
     ) -> VisualFeaturizer:
-        feat = cls(config=config, n_folds=n_folds)
+        """A fitted featurizer (on CPU) from :meth:`state_tensors`; ``fits_`` is empty."""
+        feat = cls(config=config, training=training, n_folds=n_folds)
+        feat.models_, feat.align_, feat.fits_ = [], [], []
         for k in range(n_models):
-            model = RankSiamese.from_config(config)
+            model = RankSiamese(config)
             prefix = f"net{k}."
             state = {n[len(prefix) :]: v for n, v in tensors.items() if n.startswith(prefix)}
             model.load_state_dict(state, strict=True)
@@ -141,8 +206,9 @@ class VisualFeaturizer:
         return feat
 
     def to(self, device: torch.device | str) -> VisualFeaturizer:
+        """Move the fitted nets to ``device`` (in place); returns ``self``."""
         for m in self.models_:
-            m.to(device)
+            m.to(resolve_device(device))
         return self
 
 

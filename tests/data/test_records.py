@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from houseprice.data.houses.records import (
+from houseprice.data.houses import (
     DatasetError,
     RecordsValidationError,
     load_any,

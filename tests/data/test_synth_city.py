@@ -115,7 +115,7 @@ def test_output_contract(written: dict[str, Path]) -> None:
 
 
 def test_loads_with_the_records_loader(written: dict[str, Path]) -> None:
-    from houseprice.data.houses.records import load_dataset
+    from houseprice.data.houses import load_dataset
 
     ds = load_dataset(written["a"], purpose="train")
     assert len(ds.records) == SMALL_N and ds.tile_meters == 70.0

@@ -1,11 +1,20 @@
-"""Synthetic tiles and heatmaps for the maps tests (imported by conftest and the tests)."""
+"""Synthetic tiles and heatmaps for the maps tests, and reading a rendered map back.
+
+Imported by conftest and the tests.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from houseprice.maps import render_valuation_map
 
 TILE_PX = 48
 MALICIOUS_ID = '<img src=x onerror="window.__xss=1"><script>alert(1)</script>'
@@ -29,3 +38,22 @@ def synthetic_heatmap(size: int = TILE_PX) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     centre = (size - 1) / 2
     return np.exp(-((yy - centre) ** 2 + (xx - centre) ** 2) / (2 * (size / 6) ** 2))
+
+
+_DATA = re.compile(
+    r'<script type="application/json" id="hp-valuations-data">(.*?)</script>', re.DOTALL
+)
+
+
+def page_payload(page: str) -> dict[str, Any]:
+    """The JSON data block of a rendered page."""
+    match = _DATA.search(page)
+    assert match is not None, "data block missing"
+    return json.loads(match.group(1))
+
+
+def render(tmp_path: Path, frame: pd.DataFrame, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    """Render ``frame`` (tile_meters=50) to ``tmp_path/out/map.html``; page text and payload."""
+    out = render_valuation_map(frame, tmp_path / "out" / "map.html", tile_meters=50.0, **kwargs)
+    page = out.read_text(encoding="utf-8")
+    return page, page_payload(page)

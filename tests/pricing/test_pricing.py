@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from houseprice.data.houses.records import load_dataset, load_records
+from houseprice.data.houses import load_dataset, load_records
 from houseprice.pricing.attributes import attribute_frame, parse_attribute_set, time_split
 from houseprice.pricing.metrics import mape, median_ape, within_pct_accuracy
 from houseprice.pricing.regressor import PriceRegressor, comparison_regressors
@@ -158,7 +158,7 @@ def test_load_detects_tampering(trained: tuple[Path, Path], tmp_path: Path) -> N
 def test_no_tile_dataset_trains_no_visual_model(tmp_path: Path, planted: Path) -> None:
     df = pd.read_csv(planted / "houses.csv").drop(columns="image")
     df.to_csv(tmp_path / "h.csv", index=False)
-    from houseprice.data.houses.records import load_any
+    from houseprice.data.houses import load_any
 
     ds = load_any(tmp_path / "h.csv", purpose="train")
     with warnings.catch_warnings():

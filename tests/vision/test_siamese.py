@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from houseprice.data.houses.records import load_dataset
+from houseprice.data.houses import load_dataset
 from houseprice.data.houses.tiles import load_tiles
 from houseprice.valuation.model import tile_paths
 from houseprice.vision.backbones import BackboneConfig, build_backbone

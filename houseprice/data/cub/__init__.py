@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 from houseprice.data.cub.dataset import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INDEX_COLUMNS,
+    INDEX_FILES,
     CUBAugConfig,
     CUBDataset,
     CUBFormatError,
     CUBMissingSegmentationWarning,
     F,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    INDEX_COLUMNS,
-    INDEX_FILES,
     find_cub_root,
     metric_class_split,
     read_cub_index,
 )
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "INDEX_COLUMNS",
+    "INDEX_FILES",
     "CUBAugConfig",
     "CUBDataset",
     "CUBFormatError",
     "CUBMissingSegmentationWarning",
     "F",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "INDEX_COLUMNS",
-    "INDEX_FILES",
     "find_cub_root",
     "metric_class_split",
     "read_cub_index",

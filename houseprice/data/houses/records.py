@@ -1,4 +1,4 @@
-"""Loading and validating house-record tables and dataset folders (DESIGN §2).
+"""Reading and validating house-record tables (the contract in data_specs/houses.md).
 
 ``load_records`` reads CSV / Parquet / GeoParquet into a GeoDataFrame in EPSG:4326 after
 checking every rule of :mod:`houseprice.data.houses.schema`. All problems are collected and raised
@@ -8,10 +8,9 @@ file in one pass. Missing optional values stay missing (NaN / NA); no row is eve
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,11 +20,10 @@ import pandas as pd
 
 from houseprice.data.houses.schema import (
     COLUMNS_BY_NAME,
-    DATASET_FORMAT,
     HOUSE_COLUMNS,
     TRAIN_REQUIRED,
-    dataset_json_schema,
 )
+from houseprice.errors import FormatError, UserInputError
 
 Purpose = Literal["train", "predict", "any"]
 _DATE_RE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
@@ -46,7 +44,7 @@ class Problem:
         return f"{where}, column {self.column!r}, value {self.value!r}: {self.rule}"
 
 
-class RecordsValidationError(ValueError):
+class RecordsValidationError(UserInputError):
     """Raised with every problem found in a table (not just the first)."""
 
     def __init__(self, source: str | Path, problems: list[Problem], max_listed: int = 200):
@@ -61,7 +59,7 @@ class RecordsValidationError(ValueError):
         )
 
 
-class DatasetError(ValueError):
+class DatasetError(FormatError):
     """A dataset folder or its dataset.json is malformed."""
 
 
@@ -69,7 +67,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV / Parquet / GeoParquet table without interpreting any values."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise UserInputError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         # Everything as text first so validation sees the user's raw values.
@@ -82,7 +80,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
             gdf = gpd.read_parquet(path)
             return pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
         return pd.read_parquet(path)
-    raise ValueError(
+    raise UserInputError(
         f"{path}: unsupported table format {suffix!r}; expected one of {', '.join(TABLE_SUFFIXES)}"
     )
 
@@ -103,7 +101,7 @@ def _to_number(v: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _check_path(root: Path | None, raw: str) -> str | None:
+def check_relative_path(root: Path | None, raw: str) -> str | None:
     """Return a rule violation for a relative tile path, or None when it is acceptable."""
     p = Path(raw)
     if p.is_absolute():
@@ -170,7 +168,7 @@ def validate_frame(
                     )
                 continue
             if col.type == "path":
-                rule = _check_path(root, str(v).strip())
+                rule = check_relative_path(root, str(v).strip())
                 if rule:
                     problems.append(Problem(i, col.name, v, rule))
                 continue
@@ -218,6 +216,31 @@ def _coerce(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def records_frame(
+    raw: pd.DataFrame,
+    *,
+    root: str | Path | None = None,
+    purpose: Purpose = "any",
+    source: str | Path = "records",
+) -> gpd.GeoDataFrame:
+    """Validate a raw record frame and return it typed, as a GeoDataFrame (EPSG:4326).
+
+    Raises :class:`RecordsValidationError` naming ``source`` and listing every problem.
+    """
+    root_path = Path(root) if root is not None else None
+    problems = validate_frame(raw, root=root_path, purpose=purpose)
+    if problems:
+        raise RecordsValidationError(source, problems)
+    df = _coerce(raw)
+    gdf = gpd.GeoDataFrame(
+        df, geometry=gpd.points_from_xy(df["longitude"], df["latitude"]), crs="EPSG:4326"
+    )
+    gdf.attrs["source"] = str(source)
+    if root_path is not None:
+        gdf.attrs["root"] = str(root_path)
+    return gdf
+
+
 def load_records(
     path: str | Path, *, root: str | Path | None = None, purpose: Purpose = "any"
 ) -> gpd.GeoDataFrame:
@@ -229,17 +252,7 @@ def load_records(
     """
     path = Path(path)
     root_path = Path(root) if root is not None else path.parent
-    raw = read_table(path)
-    problems = validate_frame(raw, root=root_path, purpose=purpose)
-    if problems:
-        raise RecordsValidationError(path, problems)
-    df = _coerce(raw)
-    gdf = gpd.GeoDataFrame(
-        df, geometry=gpd.points_from_xy(df["longitude"], df["latitude"]), crs="EPSG:4326"
-    )
-    gdf.attrs["source"] = str(path)
-    gdf.attrs["root"] = str(root_path)
-    return gdf
+    return records_frame(read_table(path), root=root_path, purpose=purpose, source=path)
 
 
 def resolve_asset(root: str | Path, rel: str | None) -> Path | None:
@@ -249,102 +262,8 @@ def resolve_asset(root: str | Path, rel: str | None) -> Path | None:
     base = Path(root).resolve()
     p = (base / rel).resolve()
     if p != base and base not in p.parents:
-        raise ValueError(f"{rel!r} escapes the dataset folder {base}")
+        raise UserInputError(f"{rel!r} escapes the dataset folder {base}")
     return p
-
-
-@dataclass
-class Dataset:
-    """A dataset folder: ``dataset.json`` + its house-record table (+ optional tiles)."""
-
-    root: Path
-    meta: dict[str, Any]
-    records: gpd.GeoDataFrame = field(repr=False)
-
-    @property
-    def has_tiles(self) -> bool:
-        return "image" in self.records.columns and self.records["image"].notna().any()
-
-    @property
-    def tile_meters(self) -> float | None:
-        v = self.meta.get("tile_meters")
-        return float(v) if v is not None else None
-
-    def tile_path(self, rel: str | None) -> Path | None:
-        return resolve_asset(self.root, rel)
-
-
-def read_dataset_meta(folder: str | Path) -> dict[str, Any]:
-    """Read and schema-check ``dataset.json`` in a dataset folder."""
-    import jsonschema
-
-    folder = Path(folder)
-    meta_path = folder / "dataset.json"
-    if not meta_path.exists():
-        raise DatasetError(
-            f"{folder}: not a dataset folder (no dataset.json). Create one with "
-            "`houseprice data synth-city --out DIR` or `houseprice data ames`."
-        )
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{meta_path}: invalid JSON at line {e.lineno}: {e.msg}") from e
-    validator = jsonschema.Draft202012Validator(dataset_json_schema())
-    errors = sorted(validator.iter_errors(meta), key=lambda e: list(e.path))
-    if errors:
-        msgs = "\n".join(
-            f"  - {'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in errors
-        )
-        raise DatasetError(
-            f"{meta_path}: does not match data_specs/dataset.schema.json "
-            f"(format {DATASET_FORMAT!r}):\n{msgs}"
-        )
-    return meta
-
-
-def load_dataset(folder: str | Path, *, purpose: Purpose = "any") -> Dataset:
-    """Load a dataset folder (``dataset.json`` + table) with full validation."""
-    folder = Path(folder)
-    meta = read_dataset_meta(folder)
-    table = folder / meta["table"]
-    if _check_path(folder, meta["table"]):
-        raise DatasetError(f"{folder / 'dataset.json'}: 'table' must stay inside the folder")
-    records = load_records(table, root=folder, purpose=purpose)
-    return Dataset(root=folder, meta=meta, records=records)
-
-
-def load_any(path: str | Path, *, purpose: Purpose = "any") -> Dataset:
-    """Load either a dataset folder or a bare table (its folder is then the root)."""
-    path = Path(path)
-    if path.is_dir():
-        return load_dataset(path, purpose=purpose)
-    records = load_records(path, purpose=purpose)
-    meta: dict[str, Any] = {"name": path.stem, "table": path.name}
-    meta_path = path.parent / "dataset.json"
-    if meta_path.exists():
-        meta = read_dataset_meta(path.parent)
-    return Dataset(root=path.parent, meta=meta, records=records)
-
-
-def summarize(ds: Dataset) -> dict[str, Any]:
-    """Counts a person wants to see after validation (rows, missing values, tiles on disk)."""
-    r = ds.records
-    out: dict[str, Any] = {"rows": len(r), "columns": list(map(str, r.columns.drop("geometry")))}
-    out["missing"] = {
-        c.name: int(r[c.name].isna().sum()) for c in HOUSE_COLUMNS if c.name in r.columns
-    }
-    if "sold_date" in r.columns and r["sold_date"].notna().any():
-        out["sold_date_range"] = [
-            str(r["sold_date"].min().date()),
-            str(r["sold_date"].max().date()),
-        ]
-    if "price" in r.columns and r["price"].notna().any():
-        out["price_median"] = float(r["price"].median())
-    if "image" in r.columns:
-        present = [p for p in r["image"].dropna()]
-        out["tiles_listed"] = len(present)
-        out["tiles_missing_on_disk"] = sum(1 for p in present if not (ds.root / p).exists())
-    return out
 
 
 COLUMN_NAMES = tuple(COLUMNS_BY_NAME)

@@ -1,6 +1,6 @@
 """Reading satellite tiles (and label masks) from a dataset folder into arrays.
 
-Tiles are RGB PNG/JPEG squares (DESIGN §2). ``load_tiles`` returns a uint8 array
+Tiles are RGB PNG/JPEG squares (data_specs/houses.md). ``load_tiles`` returns a uint8 array
 ``(N, H, W, 3)`` plus a boolean ``ok`` vector: a missing, unreadable, non-square or
 wrong-size tile is reported (never silently dropped) so callers can fall back to the
 no-visual model for that row.

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from houseprice.synth.city.texture import hash_noise, value_noise
 from houseprice.synth.city.world import World
 
 # Label classes (the dataset.json ``mask_classes``).
@@ -52,6 +53,8 @@ HIGHWAY_ASPHALT, VERGE, MARKING, YELLOW = (
 WATER_C, DEEP_WATER, BANK = (48, 84, 104), (40, 72, 94), (142, 140, 104)
 POOL_C, POOL_LIGHT, DECK = (64, 178, 210), (98, 204, 228), (206, 196, 176)
 FENCE = (66, 76, 52)
+
+Window = tuple[float, float, float, float]  # x0, y0, x1, y1 of the painted part of the world
 
 
 def _shade(c: tuple[int, int, int], f: float) -> tuple[int, int, int]:
@@ -154,17 +157,15 @@ class Painter:
             self._d_sh.ellipse([x - q, y - q, x + q, y + q], fill=255)
 
 
-def _in_window(r: np.ndarray, win: tuple[float, float, float, float], pad: float) -> np.ndarray:
+def _in_window(r: np.ndarray, win: Window, pad: float) -> np.ndarray:
     """Which rectangles (N, 4) intersect the window grown by ``pad`` metres."""
     x0, y0, x1, y1 = win
     return (r[:, 2] > x0 - pad) & (r[:, 0] < x1 + pad) & (r[:, 3] > y0 - pad) & (r[:, 1] < y1 + pad)
 
 
-def _paint(p: Painter, w: World, win: tuple[float, float, float, float]) -> None:
-    """Every drawing call of the city, in draw order (later calls cover earlier ones)."""
-    L, st, tr = w.lots, w.streets, w.trees
-    lot_in = np.flatnonzero(_in_window(L.rect, win, 16.0))
-    # 1. Lawns with per-lot tints and fences.
+def _paint_ground(p: Painter, w: World, win: Window, lot_in: np.ndarray) -> None:
+    """1. Lawns with per-lot tints and fences; 2. parks and their paths."""
+    L = w.lots
     p.rects(L.rect[lot_in], [TINTS[t] for t in L.tint[lot_in]], M_GRASS, None)
     if p.mode == "rgb":
         for i in lot_in[L.fence[lot_in]]:
@@ -176,66 +177,71 @@ def _paint(p: Painter, w: World, win: tuple[float, float, float, float]) -> None
                 M_GRASS,
                 None,
             )
-    # 2. Parks and their paths.
     park_in = w.parks[_in_window(w.parks, win, 2.0)] if len(w.parks) else w.parks
     p.rects(park_in, PARK_GRASS, M_GRASS, PARK)
     for path in w.paths:
         if _in_window(np.r_[path.min(0), path.max(0)][None], win, 3.0)[0]:
             p.line(path, 2.5, PATH, M_SAND, PARK)
 
-    def streets(kind: int) -> None:
-        sel = (st.kind == kind) & _in_window(st.rect, win, 2.0)
-        r, ax = st.rect[sel], st.axis[sel]
-        asphalt = w.local_asphalt_m if kind == 0 else w.arterial_asphalt_m
-        sidewalk = 1.75 if kind == 0 else 2.0
-        if kind == 2:  # bridge deck: parapets, no boulevards
-            p.rects(r, (150, 148, 142), M_CONCRETE, ROAD)
-        paving = LOCAL_ASPHALT if kind == 0 else ARTERIAL_ASPHALT
-        for j in range(len(r)):  # sidewalks along both edges of the right-of-way
-            x0, y0, x1, y1 = r[j]
-            if ax[j] == 0:  # runs east-west: strips stacked in y
-                sides = [[x0, y0, x1, y0 + sidewalk], [x0, y1 - sidewalk, x1, y1]]
-            else:
-                sides = [[x0, y0, x0 + sidewalk, y1], [x1 - sidewalk, y0, x1, y1]]
-            p.rects(np.array(sides), SIDEWALK, M_CONCRETE, ROAD)
-        for j in range(len(r)):  # pavement in the middle, over crossing streets' sidewalks
+
+def _paint_streets(p: Painter, w: World, win: Window, kind: int) -> None:
+    """Streets of one kind (0 local, 1 arterial, 2 bridge): sidewalks, pavement, centre line."""
+    st = w.streets
+    sel = (st.kind == kind) & _in_window(st.rect, win, 2.0)
+    r, ax = st.rect[sel], st.axis[sel]
+    asphalt = w.local_asphalt_m if kind == 0 else w.arterial_asphalt_m
+    sidewalk = 1.75 if kind == 0 else 2.0
+    if kind == 2:  # bridge deck: parapets, no boulevards
+        p.rects(r, (150, 148, 142), M_CONCRETE, ROAD)
+    paving = LOCAL_ASPHALT if kind == 0 else ARTERIAL_ASPHALT
+    for j in range(len(r)):  # sidewalks along both edges of the right-of-way
+        x0, y0, x1, y1 = r[j]
+        if ax[j] == 0:  # runs east-west: strips stacked in y
+            sides = [[x0, y0, x1, y0 + sidewalk], [x0, y1 - sidewalk, x1, y1]]
+        else:
+            sides = [[x0, y0, x0 + sidewalk, y1], [x1 - sidewalk, y0, x1, y1]]
+        p.rects(np.array(sides), SIDEWALK, M_CONCRETE, ROAD)
+    for j in range(len(r)):  # pavement in the middle, over crossing streets' sidewalks
+        x0, y0, x1, y1 = r[j]
+        if ax[j] == 0:
+            c = (y0 + y1) / 2
+            middle = [x0, c - asphalt / 2, x1, c + asphalt / 2]
+        else:
+            c = (x0 + x1) / 2
+            middle = [c - asphalt / 2, y0, c + asphalt / 2, y1]
+        p.rects(np.array(middle), paving, M_ASPHALT, ROAD)
+    if kind >= 1 and p.mode == "rgb":  # double yellow centre line
+        for j in range(len(r)):
             x0, y0, x1, y1 = r[j]
             if ax[j] == 0:
                 c = (y0 + y1) / 2
-                middle = [x0, c - asphalt / 2, x1, c + asphalt / 2]
+                p.rects(
+                    np.array([[x0, c - 0.35, x1, c - 0.15], [x0, c + 0.15, x1, c + 0.35]]),
+                    YELLOW,
+                    M_CONCRETE,
+                    None,
+                )
             else:
                 c = (x0 + x1) / 2
-                middle = [c - asphalt / 2, y0, c + asphalt / 2, y1]
-            p.rects(np.array(middle), paving, M_ASPHALT, ROAD)
-        if kind >= 1 and p.mode == "rgb":  # double yellow centre line
-            for j in range(len(r)):
-                x0, y0, x1, y1 = r[j]
-                if ax[j] == 0:
-                    c = (y0 + y1) / 2
-                    p.rects(
-                        np.array([[x0, c - 0.35, x1, c - 0.15], [x0, c + 0.15, x1, c + 0.35]]),
-                        YELLOW,
-                        M_CONCRETE,
-                        None,
-                    )
-                else:
-                    c = (x0 + x1) / 2
-                    p.rects(
-                        np.array([[c - 0.35, y0, c - 0.15, y1], [c + 0.15, y0, c + 0.35, y1]]),
-                        YELLOW,
-                        M_CONCRETE,
-                        None,
-                    )
+                p.rects(
+                    np.array([[c - 0.35, y0, c - 0.15, y1], [c + 0.15, y0, c + 0.35, y1]]),
+                    YELLOW,
+                    M_CONCRETE,
+                    None,
+                )
 
-    # 3. Local streets end at the highway verge; arterials pass under the highway.
+
+def _paint_network(p: Painter, w: World, win: Window) -> None:
+    """3. Streets, highway verge; 4. water over the streets, bridges, the highway on top."""
+    # Local streets end at the highway verge; arterials pass under the highway.
     window = np.array([win])
     highway_here = w.highway.distance_to_rects(window)[0] < w.verge_m + 2.0
     waters = [b for b in w.waters if b.distance_to_rects(window)[0] < w.bank_m + 2.0]
-    streets(0)
+    _paint_streets(p, w, win, 0)
     if highway_here:
         p.polygon(w.highway.outline(w.verge_m), VERGE, M_GRASS, GROUND)
-    streets(1)
-    # 4. Water covers the streets except where arterials bridge it; the highway is on top.
+    _paint_streets(p, w, win, 1)
+    # Water covers the streets except where arterials bridge it; the highway is on top.
     for band in waters:
         p.polygon(band.outline(w.bank_m), BANK, M_SAND, GROUND)
     for band in waters:
@@ -244,7 +250,7 @@ def _paint(p: Painter, w: World, win: tuple[float, float, float, float]) -> None
             p.polygon(
                 band.outline(-0.25 * float(band.half_width.mean())), DEEP_WATER, M_WATER, None
             )
-    streets(2)
+    _paint_streets(p, w, win, 2)
     if highway_here:
         p.polygon(w.highway.outline(), HIGHWAY_ASPHALT, M_ASPHALT, HIGHWAY)
     if p.mode == "rgb" and highway_here:
@@ -257,7 +263,11 @@ def _paint(p: Painter, w: World, win: tuple[float, float, float, float]) -> None
         for ln in w.edge_lines:
             p.line(ln, 0.25, MARKING, M_CONCRETE, None)
         p.line(w.median_line, 0.9, (176, 176, 170), M_CONCRETE, None)
-    # 5. Driveways, pool decks and pools.
+
+
+def _paint_lot_objects(p: Painter, w: World, lot_in: np.ndarray) -> None:
+    """5. Driveways, pool decks and pools; 6. houses: shadows first (rgb only), then roofs."""
+    L = w.lots
     p.rects(L.driveway[lot_in], [DRIVES[t] for t in L.drive_tone[lot_in]], M_CONCRETE, DRIVEWAY)
     pooled = lot_in[L.has_pool[lot_in]]
     p.rects(L.deck[pooled], DECK, M_CONCRETE, GROUND)
@@ -265,7 +275,6 @@ def _paint(p: Painter, w: World, win: tuple[float, float, float, float]) -> None
     if p.mode == "rgb" and len(pooled):
         inner = L.pool[pooled] + np.array([0.5, 0.5, -0.5, -0.5])
         p.rects(inner, POOL_LIGHT, M_POOL, None)
-    # 6. Houses: shadows first (rgb only), then roofs.
     if p.mode == "rgb":
         off = L.shadow_offset()
         for i in lot_in:
@@ -279,7 +288,11 @@ def _paint(p: Painter, w: World, win: tuple[float, float, float, float]) -> None
         for i in lot_in:
             _roof(p, L.house[i], ROOFS[L.roof[i]], bool(L.ridge_ew[i]), bool(L.hip_roof[i]))
         p.rects(L.chimney[lot_in], (60, 56, 54), M_ROOF, None)
-    # 7. Trees: shadows (rgb only), crowns, sunlit tops.
+
+
+def _paint_trees(p: Painter, w: World, win: Window) -> None:
+    """7. Trees: shadows (rgb only), crowns, sunlit tops."""
+    tr = w.trees
     tree_in = np.flatnonzero(
         (tr.xy[:, 0] > win[0] - 14)
         & (tr.xy[:, 0] < win[2] + 14)
@@ -293,6 +306,15 @@ def _paint(p: Painter, w: World, win: tuple[float, float, float, float]) -> None
     if p.mode == "rgb":
         hi = [_shade(TREES[t], 1.3) for t in tr.tone[tree_in]]
         p.disks(xy + 0.28 * r[:, None], 0.55 * r, hi, M_TREE, None)
+
+
+def _paint(p: Painter, w: World, win: Window) -> None:
+    """Every drawing call of the city, in draw order (later calls cover earlier ones)."""
+    lot_in = np.flatnonzero(_in_window(w.lots.rect, win, 16.0))
+    _paint_ground(p, w, win, lot_in)
+    _paint_network(p, w, win)
+    _paint_lot_objects(p, w, lot_in)
+    _paint_trees(p, w, win)
 
 
 def _roof(p: Painter, h: np.ndarray, color: tuple, ridge_ew: bool, hip: bool) -> None:
@@ -334,41 +356,6 @@ def _roof(p: Painter, h: np.ndarray, color: tuple, ridge_ew: bool, hip: bool) ->
             p.rects(np.array([[xm - 0.2, y0, xm + 0.2, y1]]), _shade(color, 0.6), M_ROOF, None)
 
 
-# ----------------------------------------------------------------------------- noise
-
-
-def _hash(ix: np.ndarray, iy: np.ndarray, seed: int) -> np.ndarray:
-    """Integer hash of lattice coordinates -> uniform floats in [-1, 1) (float32)."""
-    with np.errstate(over="ignore"):
-        h = ix.astype(np.uint32) * np.uint32(0x8DA6B343) ^ iy.astype(np.uint32) * np.uint32(
-            0xD8163841
-        )
-        h ^= np.uint32((seed * 0x9E3779B9) & 0xFFFFFFFF)
-        h ^= h >> np.uint32(16)
-        h *= np.uint32(0x7FEB352D)
-        h ^= h >> np.uint32(15)
-        h *= np.uint32(0x846CA68B)
-        h ^= h >> np.uint32(16)
-    return (h >> np.uint32(8)).astype(np.float32) / np.float32(1 << 23) - np.float32(1.0)
-
-
-def _value_noise(rows: np.ndarray, cols: np.ndarray, cell: float, seed: int) -> np.ndarray:
-    """Smooth noise (H, W) on a global lattice of ``cell`` pixels, sampled at global indices."""
-    fy, fx = rows / cell, cols / cell
-    iy, ix = np.floor(fy).astype(np.int64), np.floor(fx).astype(np.int64)
-    ty, tx = (fy - iy).astype(np.float32), (fx - ix).astype(np.float32)
-    ty, tx = ty * ty * (3 - 2 * ty), tx * tx * (3 - 2 * tx)
-    ly = np.arange(iy.min(), iy.max() + 2)
-    lx = np.arange(ix.min(), ix.max() + 2)
-    lat = _hash(lx[None, :], ly[:, None], seed)  # (h_l, w_l)
-    a, b = iy - ly[0], ix - lx[0]
-    v00, v01 = lat[np.ix_(a, b)], lat[np.ix_(a, b + 1)]
-    v10, v11 = lat[np.ix_(a + 1, b)], lat[np.ix_(a + 1, b + 1)]
-    top = v00 + (v01 - v00) * tx[None, :]
-    bot = v10 + (v11 - v10) * tx[None, :]
-    return top + (bot - top) * ty[:, None]
-
-
 # ----------------------------------------------------------------------------- rasters
 
 
@@ -408,9 +395,9 @@ def render_rgb(
         mat = np.asarray(p.mat)
         rows = np.arange(r0 * s, (r0 + h) * s)
         cols = np.arange(c0 * s, (c0 + w) * s)
-        fine = _hash(cols[None, :], rows[:, None], noise_seed)
-        medium = _value_noise(rows, cols, 3.0 * k, noise_seed + 1)
-        coarse = _value_noise(rows, cols, 25.0 * k, noise_seed + 2)
+        fine = hash_noise(cols[None, :], rows[:, None], noise_seed)
+        medium = value_noise(rows, cols, 3.0 * k, noise_seed + 1)
+        coarse = value_noise(rows, cols, 25.0 * k, noise_seed + 2)
         amp = _AMP[mat]  # (H, W, 3)
         factor = 1.0 + amp[..., 0] * fine + amp[..., 1] * medium + amp[..., 2] * coarse
         shadow = np.asarray(p.shadow, np.float32) / 255.0 * (mat != M_TREE)

@@ -1,48 +1,60 @@
-"""Embedding nets for deep metric learning: model, losses, sampler, training, metrics, io."""
+"""Embedding nets for deep metric learning: model, losses, sampler, training, metrics, io.
+
+``model`` (the net), ``losses`` (triplet / N-pair), ``sampler`` (P x K batches), ``train``
+(config, epochs, evaluation), ``metrics`` (Recall@K, NMI) and ``io`` (save/load); every public
+name is re-exported here.
+"""
 
 from __future__ import annotations
 
-from houseprice.vision.embedding.model import (
+import torch.nn.functional as F
+
+from houseprice.vision.embedding.io import (
     CONFIG_FILE,
-    EmbeddingNet,
-    EmbeddingTrainConfig,
-    F,
     FORMAT,
     FORMAT_VERSION,
-    LOSSES,
-    PKBatchSampler,
-    RawEmbedding,
     WEIGHTS_FILE,
-    batch_loss,
-    build_embedding_net,
-    embed_dataset,
-    evaluate,
     load_embedding_net,
-    nmi_kmeans,
+    save_embedding_net,
+)
+from houseprice.vision.embedding.losses import (
+    LOSSES,
+    LossName,
     npair_batch_loss,
     npair_loss,
     pairwise_sq_distances,
+    semihard_triplets,
+    triplet_semihard_loss,
+)
+from houseprice.vision.embedding.metrics import (
+    nmi_kmeans,
     recall_at_k,
     recall_hits,
     retrieval_metrics,
-    save_embedding_net,
-    semihard_triplets,
+)
+from houseprice.vision.embedding.model import EmbeddingNet, RawEmbedding, build_embedding_net
+from houseprice.vision.embedding.sampler import PKBatchSampler
+from houseprice.vision.embedding.train import (
+    EmbeddingTrainConfig,
+    batch_loss,
+    embed_dataset,
+    evaluate,
     train_embedding,
     train_one_epoch,
-    triplet_semihard_loss,
 )
 
 __all__ = [
     "CONFIG_FILE",
-    "EmbeddingNet",
-    "EmbeddingTrainConfig",
-    "F",
     "FORMAT",
     "FORMAT_VERSION",
     "LOSSES",
+    "WEIGHTS_FILE",
+    "EmbeddingNet",
+    "EmbeddingTrainConfig",
+    "F",
+    "LossName",
     "PKBatchSampler",
     "RawEmbedding",
-    "WEIGHTS_FILE",
     "batch_loss",
     "build_embedding_net",
     "embed_dataset",

@@ -1,18 +1,24 @@
-"""The rank-siamese net (Chen et al. 2020, §4.2): model and training loop."""
+"""The rank-siamese net (Chen et al. 2020, §4.2): ``model`` (architecture) and ``train``."""
 
 from __future__ import annotations
 
+import torch.nn.functional as F
+
 from houseprice.vision.siamese.model import (
-    F,
-    FitResult,
+    POOLINGS,
     RadialGate,
     RankSiamese,
     SiameseConfig,
+    fit_normalisation,
+)
+from houseprice.vision.siamese.train import (
+    FitResult,
+    SiameseTrainConfig,
     batch_pairs,
+    check_configs,
     dihedral_augment,
     evaluate,
     extract_features,
-    fit_normalisation,
     fit_siamese,
     held_out_pairs,
     make_batches,
@@ -21,12 +27,15 @@ from houseprice.vision.siamese.model import (
 )
 
 __all__ = [
+    "POOLINGS",
     "F",
     "FitResult",
     "RadialGate",
     "RankSiamese",
     "SiameseConfig",
+    "SiameseTrainConfig",
     "batch_pairs",
+    "check_configs",
     "dihedral_augment",
     "evaluate",
     "extract_features",

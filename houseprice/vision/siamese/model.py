@@ -1,59 +1,44 @@
-"""The rank-siamese network (Chen et al. 2020, §4.2) and its importable training loop.
+"""The rank-siamese network (Chen et al. 2020, §4.2): architecture config, radial gate, the net.
 
 A branch CNN maps a tile to a d-dim visual feature f(x) (d = 4 in the paper); for a pair the
-element-wise difference v_ij = f(x_i) − f(x_j) goes through an FC(d×2) layer and a
-cross-entropy loss on the label [y_i > y_j]. Training forms pairs *inside* each mini-batch so
-every tile is encoded once per step, yet each step sees O(B²) pairs:
-
-- ``tie_margin``: pairs whose |Δ log target| is below the margin are skipped; their label is
-  mostly price noise (the synthetic city has ~9% price noise), so they only add label noise.
-- ``local_fraction``: part of each batch is filled with *matched partners* (nearest neighbours
-  in a caller-given attribute space, e.g. location + size). Their price difference is mostly
-  due to what the attributes miss — which is exactly what visual features are for.
-
-Augmentation respects top-down imagery: random 90° rotations and flips (dihedral group).
+element-wise difference v_ij = f(x_i) − f(x_j) goes through an FC(d×2) layer whose two logits
+say whether y_i > y_j. :class:`SiameseConfig` holds the *architecture* only (saved in
+model.json); how the net is trained lives in :mod:`houseprice.vision.siamese.train`.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from houseprice.vision.backbones import Backbone, BackboneConfig
 
+POOLINGS: tuple[str, ...] = ("radial", "gap")
+
 
 @dataclass
 class SiameseConfig:
-    """Hyper-parameters of the rank-siamese training (all stored in model.json)."""
+    """Architecture of the rank-siamese net (stored in model.json; the one source of defaults)."""
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    feature_dim: int = 4  # d, the visual feature size (paper: 4)
-    image_size: int = 64
-    epochs: int = 24
-    batch_size: int = 32
-    lr: float = 1e-2
-    weight_decay: float = 1e-4
-    tie_margin: float = 0.08  # skip pairs with |Δ log target| < margin
-    local_fraction: float = 0.0  # share of each batch made of matched partners
-    local_k: int = 8  # matched partner drawn among this many nearest neighbours
-    patience: int = 10  # early stopping on held-out pair accuracy
-    val_fraction: float = 0.15
-    freeze_backbone: bool = False  # paper mode: only the FC (C×d) is trained
-    augment: bool = True
-    max_val_pairs: int = 20000
-    pooling: str = "radial"  # "radial" (centre-aware, see RadialGate) or "gap" (paper)
+    feature_dim: int = 4  # d, the visual feature size (Chen §4.2: 4)
+    image_size: int = 64  # tile side the net is trained and applied at
+    pooling: str = "radial"  # "radial" (centre-aware, see RadialGate) or "gap" (Chen §4.2)
     radial_knots: int = 5
     radial_prior_sigma: float | None = 0.5  # gate starts as a centre prior (None: flat)
-    # Weight of an auxiliary rank loss on a second target column (pair head ``fc_aux``);
-    # 0 = a plain rank siamese. The house-price model sets it (see houseprice.valuation.model).
-    aux_weight: float = 0.0
+    # A second pair head ``fc_aux`` for an auxiliary ranking target (multi-task); trained when
+    # SiameseTrainConfig.aux_weight > 0 (the house-price model sets both, see
+    # houseprice.valuation.model).
+    aux_head: bool = False
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {self.pooling!r}; choose 'radial' or 'gap'")
+        if self.feature_dim < 1:
+            raise ValueError(f"feature_dim must be >= 1, got {self.feature_dim}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -62,27 +47,29 @@ class SiameseConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SiameseConfig:
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown siamese architecture keys {unknown}")
         d = dict(d)
-        d["backbone"] = BackboneConfig.from_dict(d["backbone"])
-        d.setdefault("pooling", "gap")  # models saved before the option existed used GAP
-        d.setdefault("aux_weight", 0.0)  # ... and had no auxiliary head
+        if "backbone" in d:
+            d["backbone"] = BackboneConfig.from_dict(d["backbone"])
         return cls(**d)
 
 
 class RadialGate(nn.Module):
     """Centre-aware gate on the last conv map: a per-channel weight by distance to the centre.
 
-    Tiles are centred on the house (DESIGN §3), so *where* an object lies matters: a pool in
-    the house's own lot moves its price, the neighbour's pool does not. Global average pooling
-    (the paper's head) alone throws that away. The gate multiplies ``F[c, h, w]`` by
-    ``w_c(ρ_hw)``, with ``ρ`` the distance of cell ``(h, w)`` to the map centre divided by the
-    largest such distance (0 … 1) and ``w_c`` piecewise linear over ``knots`` evenly spaced
-    values of ``ρ``, parametrised as ``prior + δ``: the prior is a Gaussian in ``ρ`` with
-    ``prior_sigma`` (the house and its lot are near the centre), or flat 1 (``None``: the gate
-    starts as the identity, i.e. plain GAP); ``δ = 0`` at init and weight decay pulls back
-    towards the prior. The weights depend on ``ρ`` only, so
-    the branch stays invariant to the 90° rotations and flips used as augmentation, and it
-    works for any map size.
+    Tiles are centred on the house (data_specs/dataset.md), so *where* an object lies
+    matters: a pool in the house's own lot moves its price, the neighbour's pool does not.
+    Global average pooling (the paper's head, Chen §4.2) alone throws that away. The gate
+    multiplies ``F[c, h, w]`` by ``w_c(ρ_hw)``, with ``ρ`` the distance of cell ``(h, w)`` to
+    the map centre divided by the largest such distance (0 … 1) and ``w_c`` piecewise linear
+    over ``knots`` evenly spaced values of ``ρ``, parametrised as ``prior + δ``: the prior is a
+    Gaussian in ``ρ`` with ``prior_sigma`` (the house and its lot are near the centre), or flat
+    1 (``None``: the gate starts as the identity, i.e. plain GAP); ``δ = 0`` at init and weight
+    decay pulls back towards the prior. The weights depend on ``ρ`` only, so the branch stays
+    invariant to the 90° rotations and flips used as augmentation, and it works for any map
+    size.
 
     The gate is the *last* layer of ``forward_features``: the explained map is the gated one,
     so followed by GAP + linear the Grad-CAM map is exactly each cell's contribution (CAM),
@@ -124,39 +111,38 @@ class RadialGate(nn.Module):
 class RankSiamese(nn.Module):
     """Branch ``f`` (backbone [→ gate] → GAP → Linear(C, d)) plus the pair head FC(d×2).
 
-    ``pooling="gap"`` (this class's default) is the paper's head; ``"radial"`` (the
-    :class:`SiameseConfig` default) inserts a
+    Built from a :class:`SiameseConfig` (``RankSiamese(config)``; ``None`` = its defaults).
+    ``pooling="gap"`` is the paper's head (Chen §4.2); ``"radial"`` inserts a
     :class:`RadialGate` before GAP, so the branch can tell the house's own lot from the
-    neighbours'.
+    neighbours'. ``backbone`` optionally passes an already built trunk (e.g. with loaded
+    weights); it must match ``config.backbone``.
     """
 
-    def __init__(
-        self,
-        backbone: BackboneConfig | Backbone | None = None,
-        feature_dim: int = 4,
-        *,
-        pooling: str = "gap",
-        radial_knots: int = 5,
-        radial_prior_sigma: float | None = None,
-        aux_head: bool = False,
-    ) -> None:
+    def __init__(self, config: SiameseConfig | None = None, *, backbone: Backbone | None = None):
         super().__init__()
-        self.backbone = backbone if isinstance(backbone, Backbone) else Backbone(backbone)
-        if pooling == "radial":
+        cfg = config if config is not None else SiameseConfig()
+        if backbone is not None and backbone.config != cfg.backbone:
+            raise ValueError("backbone does not match config.backbone")
+        self.config = cfg
+        self.backbone = backbone if backbone is not None else Backbone(cfg.backbone)
+        if cfg.pooling == "radial":
             self.gate: RadialGate | None = RadialGate(
-                self.backbone.out_channels, radial_knots, radial_prior_sigma
+                self.backbone.out_channels, cfg.radial_knots, cfg.radial_prior_sigma
             )
-        elif pooling == "gap":
-            self.gate = None
         else:
-            raise ValueError(f"unknown pooling {pooling!r}; choose 'radial' or 'gap'")
-        self.embed = nn.Linear(self.backbone.out_channels, feature_dim)
-        self.fc = nn.Linear(feature_dim, 2)
+            self.gate = None
+        self.embed = nn.Linear(self.backbone.out_channels, cfg.feature_dim)
+        self.fc = nn.Linear(cfg.feature_dim, 2)
         # Optional second pair head FC(d×2) for an auxiliary ranking target (multi-task).
-        self.fc_aux: nn.Linear | None = nn.Linear(feature_dim, 2) if aux_head else None
+        self.fc_aux: nn.Linear | None = nn.Linear(cfg.feature_dim, 2) if cfg.aux_head else None
         # Input normalisation, fitted on training tiles and saved with the weights.
         self.register_buffer("pixel_mean", torch.full((3,), 0.5))
         self.register_buffer("pixel_std", torch.full((3,), 0.25))
+
+    @classmethod
+    def from_config(cls, config: SiameseConfig) -> RankSiamese:
+        """The same as ``RankSiamese(config)``."""
+        return cls(config)
 
     @property
     def target_layer(self) -> nn.Module:
@@ -179,17 +165,6 @@ class RankSiamese(nn.Module):
     def forward_head(self, fmap: Tensor) -> Tensor:
         return self.embed(self.pool(fmap))  # (B, C, h, w) -> (B, d)
 
-    @classmethod
-    def from_config(cls, cfg: SiameseConfig) -> RankSiamese:
-        return cls(
-            cfg.backbone,
-            cfg.feature_dim,
-            pooling=cfg.pooling,
-            radial_knots=cfg.radial_knots,
-            radial_prior_sigma=cfg.radial_prior_sigma,
-            aux_head=cfg.aux_weight > 0,
-        )
-
     def branch(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))  # (B, d)
 
@@ -207,263 +182,3 @@ def fit_normalisation(model: RankSiamese, tiles: Tensor) -> None:
     x = tiles.reshape(-1, 3).float() / 255.0
     model.pixel_mean.copy_(x.mean(0))
     model.pixel_std.copy_(x.std(0).clamp_min(1e-3))
-
-
-def dihedral_augment(x: Tensor, generator: torch.Generator) -> Tensor:
-    """Random 90° rotation and horizontal flip per sample (top-down imagery has no 'up')."""
-    # x: (B, C, H, W)
-    b = x.shape[0]
-    k = torch.randint(0, 4, (b,), generator=generator)
-    flip = torch.rand(b, generator=generator) < 0.5
-    out = x.clone()
-    for r in range(1, 4):
-        idx = (k == r).nonzero().flatten().to(x.device)
-        if len(idx):
-            out[idx] = torch.rot90(x[idx], r, dims=(2, 3))
-    fidx = flip.nonzero().flatten().to(x.device)
-    if len(fidx):
-        out[fidx] = out[fidx].flip(3)
-    return out
-
-
-def batch_pairs(targets: Tensor, tie_margin: float) -> tuple[Tensor, Tensor, Tensor]:
-    """All i<j pairs of a batch whose targets differ by more than ``tie_margin``.
-
-    Returns index tensors ``(i, j)`` and labels ``[t_i > t_j]`` (long).
-    """
-    n = targets.shape[0]
-    i, j = torch.triu_indices(n, n, offset=1, device=targets.device)
-    diff = targets[i] - targets[j]
-    keep = diff.abs() > tie_margin
-    return i[keep], j[keep], (diff[keep] > 0).long()
-
-
-def pair_loss(
-    model: RankSiamese,
-    feats: Tensor,
-    targets: Tensor,
-    tie_margin: float,
-    head: nn.Module | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Mean rank cross-entropy over the batch's pairs; also returns #correct.
-
-    ``head`` is the pair head FC(d×2) to use (default: the model's main head ``fc``).
-    """
-    i, j, y = batch_pairs(targets, tie_margin)
-    if len(y) == 0:
-        zero = feats.sum() * 0.0
-        return zero, torch.zeros((), device=feats.device)
-    logits = model.pair_logits(feats[i], feats[j], head)  # (P, 2)
-    loss = F.cross_entropy(logits, y)
-    correct = (logits.argmax(1) == y).float().sum()
-    return loss, correct / len(y)
-
-
-def make_batches(
-    n_train: int, cfg: SiameseConfig, generator: torch.Generator, neighbours: np.ndarray | None
-) -> list[np.ndarray]:
-    """Index batches for one epoch: random anchors plus (optionally) matched partners."""
-    perm = torch.randperm(n_train, generator=generator).numpy()
-    n_local = round(cfg.batch_size * cfg.local_fraction) if neighbours is not None else 0
-    n_anchor = max(2, cfg.batch_size - n_local)
-    batches = []
-    for s in range(0, n_train, n_anchor):
-        anchors = perm[s : s + n_anchor]
-        if n_local and len(anchors) > 0:
-            pick = torch.randint(0, neighbours.shape[1], (len(anchors),), generator=generator)
-            partners = neighbours[anchors, pick.numpy()][:n_local]
-            anchors = np.unique(np.concatenate([anchors, partners]))
-        if len(anchors) >= 2:
-            batches.append(anchors)
-    return batches
-
-
-def train_one_epoch(
-    model: RankSiamese,
-    tiles: Tensor,
-    targets: Tensor,
-    optimizer: torch.optim.Optimizer,
-    cfg: SiameseConfig,
-    *,
-    generator: torch.Generator,
-    neighbours: np.ndarray | None = None,
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-) -> dict[str, float]:
-    """One pass over the training tiles; returns mean loss and in-batch pair accuracy."""
-    from tqdm.auto import tqdm
-
-    model.train()
-    if cfg.freeze_backbone:
-        model.backbone.eval()  # frozen BN statistics in paper mode
-    losses, accs = [], []
-    batches = make_batches(len(tiles), cfg, generator, neighbours)
-    for idx in tqdm(batches, desc="siamese", disable=not progress, leave=False):
-        x = model.preprocess(tiles[idx].to(device))  # (B, 3, H, W)
-        if cfg.augment:
-            x = dihedral_augment(x, generator)
-        feats = model.branch(x)  # (B, d)
-        t = targets[idx].to(device)  # (B,) or (B, 2): main [, auxiliary] target
-        loss, acc = pair_loss(model, feats, t if t.ndim == 1 else t[:, 0], cfg.tie_margin)
-        if t.ndim == 2 and model.fc_aux is not None:
-            aux, _ = pair_loss(model, feats, t[:, 1], cfg.tie_margin, head=model.fc_aux)
-            loss = loss + cfg.aux_weight * aux
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-        accs.append(float(acc))
-    return {
-        "loss": float(np.mean(losses)) if losses else math.nan,
-        "pair_accuracy": float(np.mean(accs)) if accs else math.nan,
-    }
-
-
-@torch.no_grad()
-def extract_features(
-    model: RankSiamese, tiles: Tensor, *, batch_size: int = 256, device: torch.device | str = "cpu"
-) -> np.ndarray:
-    """Visual features f(x) for tiles ``(N, H, W, 3)`` uint8 → ``(N, d)`` float32."""
-    model.eval()
-    out = []
-    for s in range(0, len(tiles), batch_size):
-        x = model.preprocess(tiles[s : s + batch_size].to(device))
-        out.append(model.branch(x).float().cpu())
-    if not out:
-        return np.zeros((0, model.embed.out_features), dtype=np.float32)
-    return torch.cat(out).numpy()
-
-
-def held_out_pairs(targets: np.ndarray, tie_margin: float, max_pairs: int, seed: int) -> np.ndarray:
-    """Deterministic evaluation pairs ``(P, 2)`` among the given rows, near-ties excluded."""
-    n = len(targets)
-    i, j = np.triu_indices(n, k=1)
-    keep = np.abs(targets[i] - targets[j]) > tie_margin
-    pairs = np.stack([i[keep], j[keep]], axis=1)
-    if len(pairs) > max_pairs:
-        rng = np.random.default_rng(seed)
-        pairs = pairs[np.sort(rng.choice(len(pairs), max_pairs, replace=False))]
-    return pairs
-
-
-@torch.no_grad()
-def evaluate(
-    model: RankSiamese,
-    tiles: Tensor,
-    targets: np.ndarray,
-    pairs: np.ndarray,
-    *,
-    device: torch.device | str = "cpu",
-) -> dict[str, float]:
-    """Held-out pair accuracy and loss: does the model order each pair by target?"""
-    if len(pairs) == 0:
-        return {"pair_accuracy": math.nan, "loss": math.nan}
-    feats = torch.from_numpy(extract_features(model, tiles, device=device)).to(device)
-    fi, fj = feats[pairs[:, 0]], feats[pairs[:, 1]]
-    y = torch.from_numpy((targets[pairs[:, 0]] > targets[pairs[:, 1]]).astype(np.int64))
-    logits = model.pair_logits(fi, fj).cpu()
-    return {
-        "pair_accuracy": float((logits.argmax(1) == y).float().mean()),
-        "loss": float(F.cross_entropy(logits, y)),
-    }
-
-
-@dataclass
-class FitResult:
-    model: RankSiamese
-    history: list[dict[str, float]]
-    best_epoch: int
-    val_pair_accuracy: float
-
-
-def _neighbours(match: np.ndarray, k: int) -> np.ndarray:
-    from sklearn.neighbors import NearestNeighbors
-
-    z = (match - match.mean(0)) / (match.std(0) + 1e-9)
-    k = min(k + 1, len(z))
-    _, idx = NearestNeighbors(n_neighbors=k).fit(z).kneighbors(z)
-    return idx[:, 1:] if k > 1 else idx
-
-
-def fit_siamese(
-    tiles: np.ndarray,
-    targets: np.ndarray,
-    *,
-    config: SiameseConfig,
-    match: np.ndarray | None = None,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-    desc: str = "siamese",
-) -> FitResult:
-    """Train a rank-siamese model on tiles ``(N, H, W, 3)`` uint8 and targets ``(N,)``.
-
-    ``targets`` are compared pairwise (log price, or any score to rank by). ``match`` is an
-    optional ``(N, k)`` attribute matrix for matched partners (NaN-free). A random
-    ``val_fraction`` of rows is held out for early stopping on pair accuracy.
-    """
-    from tqdm.auto import tqdm
-
-    cfg = config
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    n = len(tiles)
-    if n < 4:
-        raise ValueError(f"need at least 4 tiles to train the siamese network, got {n}")
-    perm = rng.permutation(n)
-    n_val = max(2, round(n * cfg.val_fraction))
-    val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    tiles_t = torch.from_numpy(np.ascontiguousarray(tiles))
-    targets = np.asarray(targets, dtype=np.float64)
-    if cfg.aux_weight > 0 and (targets.ndim != 2 or targets.shape[1] != 2):
-        raise ValueError(
-            f"aux_weight={cfg.aux_weight} needs targets of shape (N, 2) (main, auxiliary), "
-            f"got {targets.shape}"
-        )
-    main = targets if targets.ndim == 1 else targets[:, 0]
-    model = RankSiamese.from_config(cfg).to(device)
-    fit_normalisation(model, tiles_t[tr])
-    if cfg.freeze_backbone:
-        for p in model.backbone.parameters():
-            p.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
-    neigh = (
-        _neighbours(match[tr], cfg.local_k) if match is not None and cfg.local_fraction else None
-    )
-    val_pairs = held_out_pairs(main[val], cfg.tie_margin, cfg.max_val_pairs, seed)
-    tr_tiles, tr_targets = tiles_t[tr], torch.from_numpy(targets[tr]).float()
-    best_acc, best_state, best_epoch, stale = -1.0, None, -1, 0
-    history: list[dict[str, float]] = []
-    bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False)
-    for epoch in bar:
-        stats = train_one_epoch(
-            model, tr_tiles, tr_targets, opt, cfg, generator=gen, neighbours=neigh, device=device
-        )
-        sched.step()
-        ev = evaluate(model, tiles_t[val], main[val], val_pairs, device=device)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": stats["loss"],
-                "train_pair_accuracy": stats["pair_accuracy"],
-                "val_pair_accuracy": ev["pair_accuracy"],
-                "val_loss": ev["loss"],
-            }
-        )
-        bar.set_postfix(val_acc=f"{ev['pair_accuracy']:.3f}")
-        if ev["pair_accuracy"] > best_acc:
-            best_acc, best_epoch, stale = ev["pair_accuracy"], epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
-    assert best_state is not None
-    model.load_state_dict(best_state)
-    model.eval()
-    return FitResult(
-        model=model, history=history, best_epoch=best_epoch, val_pair_accuracy=best_acc
-    )

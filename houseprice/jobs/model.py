@@ -1,0 +1,128 @@
+"""The model jobs: train a model folder, price a table, evaluate on the held-out split.
+
+Each job takes paths and options, does the work through the library and returns plain results
+(paths, dicts, frames), so the typer commands stay thin and notebooks can call the same jobs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from houseprice.artifacts import atomic_write_bytes, atomic_write_json, atomic_write_text
+from houseprice.data.houses import load_any, load_dataset
+from houseprice.errors import UserInputError
+from houseprice.jobs.outputs import write_table
+from houseprice.pricing.attributes import FULL_SET, parse_attribute_set
+from houseprice.profiles import get_profile
+from houseprice.valuation.evaluate import evaluate
+from houseprice.valuation.model import HousePriceModel, TrainConfig, profile_config
+from houseprice.valuation.report import plot_predictions, report_markdown
+
+
+def train(
+    data: str | Path,
+    out: str | Path,
+    *,
+    profile: str = "standard",
+    attributes: str = ",".join(FULL_SET),
+    backbone: str | None = None,
+    weights: str | None = None,
+    all_data: bool = False,
+    folds: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    overwrite: bool = False,
+    progress: bool = True,
+    config: TrainConfig | None = None,
+) -> tuple[Path, HousePriceModel]:
+    """Train a model on a dataset folder (or table) and write the model folder.
+
+    ``folds`` overrides the profile's cross-fitting folds for the training rows' visual
+    features (0 = naive: one net on all training rows, in-sample features).
+    """
+    from houseprice.valuation.gradweights import build_gradweight_writer
+
+    spec = get_profile(profile)
+    ds = load_any(data, purpose="train")
+    extra = tuple(str(c) for c in ds.records.columns)
+    cfg = config or profile_config(
+        profile, attributes=parse_attribute_set(attributes, extra), backbone=backbone, seed=seed
+    )
+    if spec.train.needs_weights and weights is None and config is None:
+        raise UserInputError(
+            f"--profile {spec.name} needs ImageNet weights from a local file: pass "
+            "--weights PATH (a torchvision resnet50 state dict or .safetensors)"
+        )
+    cfg.weights = weights
+    cfg.use_all_rows = all_data
+    if folds is not None:
+        if folds == 1 or folds < 0:
+            raise UserInputError(f"--folds must be 0 (naive, in-sample) or at least 2, got {folds}")
+        cfg.n_folds = folds
+    model = HousePriceModel.fit(ds, cfg, device=device, progress=progress)
+    writer = None
+    if model.featurizer is not None:
+        writer = build_gradweight_writer(model, ds, device=device, progress=progress)
+    path = model.save(out, overwrite=overwrite, extra_writer=writer)
+    return path, model
+
+
+def predict(
+    model_dir: str | Path,
+    table: str | Path,
+    out: str | Path,
+    *,
+    device: str = "cpu",
+    progress: bool = True,
+) -> tuple[Path, pd.DataFrame, int]:
+    """Price every row of a table; returns the output path, the frame and #fallback rows."""
+    model = HousePriceModel.load(model_dir)
+    ds = load_any(table, purpose="predict")
+    frame = model.predict_frame(ds.root, ds.records, device=device, progress=progress)
+    n_fallback = int((~frame["used_visual"]).sum())
+    if model.featurizer is not None and n_fallback:
+        warnings.warn(
+            f"{n_fallback} of {len(frame)} rows had no usable tile and were priced by "
+            "the no-visual fallback model (see columns used_visual, tile_problem)",
+            stacklevel=2,
+        )
+    write_table(frame, out)
+    return Path(out), frame, n_fallback
+
+
+def write_report(report: dict[str, Any], preds: pd.DataFrame, out_dir: str | Path) -> Path:
+    """Write report.json, report.md, predictions.csv and the plot into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "predictions.png", plot_predictions(preds))
+    atomic_write_text(out / "predictions.csv", preds.to_csv(index=False))
+    atomic_write_json(out / "report.json", report)
+    atomic_write_text(out / "report.md", report_markdown(report, "predictions.png"))
+    return out
+
+
+def evaluate_folder(
+    model_dir: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    device: str = "cpu",
+    progress: bool = True,
+    with_regressors: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a trained model on its dataset and write report.json / report.md."""
+    model = HousePriceModel.load(model_dir)
+    ds = (
+        load_dataset(data, purpose="train")
+        if Path(data).is_dir()
+        else load_any(data, purpose="train")
+    )
+    report, preds = evaluate(
+        model, ds, device=device, progress=progress, with_regressors=with_regressors
+    )
+    write_report(report, preds, out)
+    return report

@@ -1,0 +1,250 @@
+"""Training an embedding net: the training config, the batch loss, epochs, evaluation.
+
+:func:`train_embedding` draws P x K class-balanced batches (:class:`.sampler.PKBatchSampler`),
+minimises the configured loss (:mod:`.losses`) with AdamW and a cosine learning rate, and
+optionally evaluates Recall@1 / NMI (:mod:`.metrics`) on held-out classes after every epoch.
+
+Datasets are map-style datasets of dict samples with ``"image"`` (normalised ``(3, S, S)``) and
+``"label"`` (int) keys and a ``labels`` attribute (``(N,)`` ints), e.g.
+:class:`houseprice.data.cub.CUBDataset`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from houseprice.vision.backbones import BackboneConfig
+from houseprice.vision.embedding.losses import (
+    LOSSES,
+    LossName,
+    npair_batch_loss,
+    triplet_semihard_loss,
+)
+from houseprice.vision.embedding.metrics import retrieval_metrics
+from houseprice.vision.embedding.model import EmbeddingNet, build_embedding_net
+from houseprice.vision.embedding.sampler import PKBatchSampler
+
+
+@dataclass
+class EmbeddingTrainConfig:
+    """Hyper-parameters of embedding training (stored in ``embedding.json``)."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    weights: str | None = None  # local backbone initialisation (e.g. ImageNet ResNet-50)
+    dim: int = 128
+    image_size: int = 64  # input side S the net is trained and evaluated at
+    loss: str = "triplet"  # "triplet" (semi-hard, normalised) or "npair" (raw embedding)
+    margin: float = 0.2  # triplet margin (Chen eq. 1, Taha S2)
+    npair_reg: float = 0.002  # N-pair embedding-norm regulariser (Sohn 2016)
+    epochs: int = 10
+    classes_per_batch: int = 16  # P
+    images_per_class: int = 4  # K
+    batches_per_epoch: int | None = None  # None: len(dataset) // (P * K), at least 1
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    eval_batch_size: int = 128
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.classes_per_batch < 2 or self.images_per_class < 2:
+            raise ValueError("classes_per_batch (P) and images_per_class (K) must both be >= 2")
+        if self.epochs < 0 or self.lr <= 0 or self.dim < 1 or self.image_size < 16:
+            raise ValueError("need epochs >= 0, lr > 0, dim >= 1 and image_size >= 16")
+        if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
+            raise ValueError(f"batches_per_epoch must be >= 1, got {self.batches_per_epoch}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["backbone"] = self.backbone.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EmbeddingTrainConfig:
+        d = dict(d)
+        d["backbone"] = BackboneConfig.from_dict(d["backbone"])
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown embedding config keys {unknown}")
+        return cls(**d)
+
+
+def _dataset_labels(dataset: Dataset[Any]) -> np.ndarray:
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        raise TypeError(
+            f"{type(dataset).__name__} has no 'labels' attribute; the P x K sampler needs the "
+            "(N,) integer labels of every sample (CUBDataset provides them)"
+        )
+    lab = labels.detach().cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels)
+    if lab.shape != (len(dataset),):  # type: ignore[arg-type]
+        raise ValueError(f"dataset.labels has shape {lab.shape}, expected ({len(dataset)},)")  # type: ignore[arg-type]
+    return lab.astype(np.int64)
+
+
+def batch_loss(
+    model: EmbeddingNet, images: Tensor, labels: Tensor, config: EmbeddingTrainConfig
+) -> Tensor:
+    """The configured metric-learning loss of one batch (triplet on normalised, N-pair on raw)."""
+    raw = model.forward_raw(images)  # (B, D)
+    if config.loss == "triplet":
+        return triplet_semihard_loss(raw, labels, config.margin, normalize=True)
+    return npair_batch_loss(raw, labels, config.npair_reg)
+
+
+def train_one_epoch(
+    model: EmbeddingNet,
+    loader: DataLoader[Any],
+    optimizer: torch.optim.Optimizer,
+    config: EmbeddingTrainConfig,
+    *,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    desc: str = "train",
+) -> dict[str, float]:
+    """One pass over ``loader`` (batches of dict samples); returns ``{"loss", "seconds"}``."""
+    model.train()
+    start = time.perf_counter()
+    total, n = 0.0, 0
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        images = batch["image"].to(device)  # (B, 3, S, S)
+        labels = torch.as_tensor(batch["label"]).to(device)  # (B,)
+        loss = batch_loss(model, images, labels, config)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += float(loss.detach())
+        n += 1
+    return {"loss": total / max(n, 1), "seconds": time.perf_counter() - start}
+
+
+@torch.no_grad()
+def embed_dataset(
+    model: EmbeddingNet,
+    dataset: Dataset[Any],
+    *,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Unnormalised embeddings ``(N, D)`` (CPU float32) and labels ``(N,)`` of a dataset."""
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    embeddings, labels = [], []
+    try:
+        for batch in tqdm(loader, desc="embed", disable=not progress, leave=False):
+            embeddings.append(model.forward_raw(batch["image"].to(device)).float().cpu())
+            labels.append(torch.as_tensor(batch["label"]).long())
+    finally:
+        model.train(was_training)
+    if not embeddings:
+        raise ValueError("the dataset is empty")
+    return torch.cat(embeddings), torch.cat(labels)
+
+
+def evaluate(
+    model: EmbeddingNet,
+    dataset: Dataset[Any],
+    *,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Recall@1 and NMI (k-means, as many clusters as classes) on a held-out-class dataset."""
+    emb, lab = embed_dataset(
+        model, dataset, batch_size=batch_size, device=device, progress=progress
+    )
+    return retrieval_metrics(emb, lab, seed=seed)
+
+
+def train_embedding(
+    train_dataset: Dataset[Any],
+    config: EmbeddingTrainConfig,
+    *,
+    loss: LossName | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    eval_dataset: Dataset[Any] | None = None,
+) -> tuple[EmbeddingNet, list[dict[str, float]]]:
+    """Train an :class:`EmbeddingNet` with P x K batches, AdamW and a cosine learning rate.
+
+    Args:
+        train_dataset: dict-sample dataset with ``labels`` (training augmentation is the
+            dataset's business, e.g. ``CUBDataset(train_aug=True)``, which draws from torch's
+            global RNG: it is seeded here).
+        config: hyper-parameters; ``loss`` overrides ``config.loss`` when given.
+        eval_dataset: optional held-out classes, evaluated (Recall@1, NMI) after every epoch.
+
+    Returns:
+        ``(model in eval mode, history)`` with one ``{"epoch", "loss", "seconds"[,
+        "recall_at_1", "nmi"]}`` dict per epoch.
+    """
+    if loss is not None:
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        config = EmbeddingTrainConfig.from_dict({**config.to_dict(), "loss": loss})
+    labels = _dataset_labels(train_dataset)
+    torch.manual_seed(seed)
+    model = build_embedding_net(config).to(device)
+    n_batches = config.batches_per_epoch or max(
+        1, len(labels) // (config.classes_per_batch * config.images_per_class)
+    )
+    sampler = PKBatchSampler(
+        labels, config.classes_per_batch, config.images_per_class, n_batches, seed=seed
+    )
+    loader: DataLoader[Any] = DataLoader(train_dataset, batch_sampler=sampler, num_workers=0)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    total_steps = max(1, config.epochs * n_batches)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)),
+    )
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(config.epochs), desc="embedding epochs", disable=not progress)
+    for epoch in bar:
+        sampler.set_epoch(epoch)
+        row: dict[str, float] = {"epoch": float(epoch + 1)}
+        row.update(
+            train_one_epoch(
+                model,
+                loader,
+                optimizer,
+                config,
+                scheduler=scheduler,
+                device=device,
+                progress=progress,
+                desc=f"epoch {epoch + 1}",
+            )
+        )
+        if eval_dataset is not None:
+            row.update(
+                evaluate(
+                    model,
+                    eval_dataset,
+                    batch_size=config.eval_batch_size,
+                    device=device,
+                    seed=seed,
+                )
+            )
+        history.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.4f}")
+    model.eval()
+    return model, history
