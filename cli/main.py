@@ -308,6 +308,7 @@ def predict_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model folder.")],
     input: Annotated[Path, typer.Option("--input", help="Table of houses (CSV/Parquet).")],
     out: Annotated[Path, typer.Option("--out", help="Output table (.csv or .parquet).")],
+    overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
     quiet: Quiet = False,
@@ -320,7 +321,8 @@ def predict_cmd(
 
     c = Common(seed, device, quiet)
     path, frame, n_fallback = run_job(
-        c, lambda: predict(model, input, out, device=device, progress=c.progress)
+        c,
+        lambda: predict(model, input, out, device=device, progress=c.progress, overwrite=overwrite),
     )
     say(f"priced {len(frame)} houses ({n_fallback} without visual features) → {path}")
 
@@ -330,6 +332,7 @@ def evaluate_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model folder.")],
     data: Annotated[Path, typer.Option("--data", help="The dataset it was trained on.")],
     out: Annotated[Path, typer.Option("--out", help="Report folder.")],
+    overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
     quiet: Quiet = False,
@@ -342,7 +345,10 @@ def evaluate_cmd(
 
     c = Common(seed, device, quiet)
     report = run_job(
-        c, lambda: evaluate_folder(model, data, out, device=device, progress=c.progress)
+        c,
+        lambda: evaluate_folder(
+            model, data, out, device=device, progress=c.progress, overwrite=overwrite
+        ),
     )
     say(table2_text(report))
     say(f"report: {Path(out) / 'report.md'}")
@@ -357,6 +363,7 @@ def explain_cmd(
     unseen_only: Annotated[
         bool, typer.Option("--unseen-only", help="Skip the model's training houses.")
     ] = False,
+    overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
     quiet: Quiet = False,
@@ -379,6 +386,7 @@ def explain_cmd(
             device=device,
             progress=c.progress,
             test_only=unseen_only,
+            overwrite=overwrite,
         ),
     )
     n_vis = int(res.frame["heatmap"].notna().sum())

@@ -56,24 +56,31 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_directory(
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    kind: str = "houseprice-output",
+    inputs: tuple[str | Path, ...] = (),
+) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces ``path`` in one rename.
 
-    If ``path`` exists and is non-empty, ``overwrite`` must be true; the old folder is moved
-    aside and deleted only after the new one is in place. On error the temporary folder is
-    removed and ``path`` is left untouched.
+    The new folder gets a ``manifest.json`` (format ``kind``, the SHA-256 of every file) unless
+    the body wrote one itself: that is houseprice's mark of ownership. An existing non-empty
+    ``path`` is replaced only with ``overwrite`` *and* only if :func:`check_replaceable` allows
+    it (houseprice wrote it, nothing was added or changed since, it holds none of ``inputs``).
+    The old folder is moved aside and deleted only after the new one is in place. On error the
+    temporary folder is removed and ``path`` is left untouched.
     """
-    from houseprice.errors import OutputExistsError
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputExistsError(f"{path} exists and is not a folder")
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{path} exists and is not empty; pass --overwrite to replace it")
+    path = Path(os.path.abspath(path))
+    check_output_folder(path, overwrite=overwrite, inputs=inputs)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        if not (tmp / MANIFEST_NAME).exists():
+            write_manifest(tmp, kind=kind, version=1, files=tree_files(tmp))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; use the usual folder mode
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -84,6 +91,87 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_folder(
+    path: str | Path, *, overwrite: bool = False, inputs: tuple[str | Path, ...] = ()
+) -> None:
+    """Raise unless ``path`` may be written: absent or empty, or replaceable with ``overwrite``.
+
+    Jobs call this before long work so that a refusal comes first, not after hours of training.
+    """
+    from houseprice.errors import OutputExistsError
+
+    path = Path(os.path.abspath(path))
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{path} exists and is not a folder")
+    replacing = path.exists() and any(path.iterdir())
+    if replacing and not overwrite:
+        raise OutputExistsError(f"{path} exists and is not empty; pass --overwrite to replace it")
+    if replacing:
+        check_replaceable(path, inputs=inputs)
+    check_not_input(path, inputs)
+
+
+def tree_files(folder: str | Path) -> list[str]:
+    """Every regular file under ``folder`` as a relative POSIX path (the manifest excluded)."""
+    folder = Path(folder)
+    out = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            rel = p.relative_to(folder).as_posix()
+            if rel != MANIFEST_NAME:
+                out.append(rel)
+    return out
+
+
+def check_not_input(path: Path, inputs: tuple[str | Path, ...]) -> None:
+    """Refuse an output folder that is, or contains, one of the job's inputs (or the cwd)."""
+    from houseprice.errors import OutputExistsError
+
+    target = path.resolve()
+    for item in (*inputs, Path.cwd()):
+        p = Path(item).resolve()
+        if p == target or target in p.parents:
+            what = "the current folder" if Path(item) == Path.cwd() else f"the input {item}"
+            raise OutputExistsError(
+                f"{path}: refusing to write here: it is or contains {what}; choose another --out"
+            )
+
+
+def check_replaceable(path: str | Path, *, inputs: tuple[str | Path, ...] = ()) -> None:
+    """Raise unless houseprice wrote ``path`` and nothing in it was added or changed since.
+
+    Ownership is ``manifest.json`` with a ``houseprice-*`` format listing every file in the
+    folder with its SHA-256. A folder without one, with files it does not list (e.g. the user
+    put something there), or with a changed file is never deleted.
+    """
+    from houseprice.errors import OutputExistsError
+
+    path = Path(path)
+    check_not_input(path, inputs)
+    refuse = f"{path}: refusing to replace it with --overwrite: "
+    kind = manifest_kind(path)
+    if kind is None or not kind.startswith("houseprice"):
+        raise OutputExistsError(
+            refuse + f"it was not written by houseprice (no houseprice {MANIFEST_NAME}); "
+            "move it away or choose another --out"
+        )
+    listed = json.loads((path / MANIFEST_NAME).read_text(encoding="utf-8")).get("files", {})
+    if not isinstance(listed, dict):
+        raise OutputExistsError(refuse + f"its {MANIFEST_NAME} is damaged")
+    extra = sorted(set(tree_files(path)) - set(listed))
+    if extra:
+        shown = ", ".join(extra[:5]) + (" ..." if len(extra) > 5 else "")
+        raise OutputExistsError(
+            refuse + f"it holds {len(extra)} file(s) houseprice did not write ({shown})"
+        )
+    changed = [n for n, d in listed.items() if (path / n).is_file() and sha256_file(path / n) != d]
+    if changed:
+        raise OutputExistsError(
+            refuse + f"{len(changed)} file(s) changed since houseprice wrote them "
+            f"({', '.join(changed[:5])})"
+        )
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -118,6 +206,11 @@ def _plain_name(name: Any) -> bool:
     )
 
 
+def _relative_name(name: Any) -> bool:
+    """A relative POSIX path that stays inside the folder (for output manifests)."""
+    return isinstance(name, str) and all(_plain_name(part) for part in name.split("/"))
+
+
 def read_json_object(path: str | Path, what: str) -> dict[str, Any]:
     """Read a JSON object from a regular file; anything else is a :class:`FormatError`."""
     from houseprice.errors import FormatError
@@ -143,9 +236,9 @@ def write_manifest(
     from houseprice import __version__
 
     folder = Path(folder)
-    bad = [f for f in files if not _plain_name(f) or f == MANIFEST_NAME]
+    bad = [f for f in files if not _relative_name(f) or f == MANIFEST_NAME]
     if bad:
-        raise ValueError(f"manifest entries must be plain file names in the folder, got {bad}")
+        raise ValueError(f"manifest entries must be relative file names in the folder, got {bad}")
     manifest = {
         "format": kind,
         "format_version": version,

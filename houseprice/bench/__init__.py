@@ -1,5 +1,8 @@
-"""Benchmark runners: explainer localisation (:mod:`houseprice.bench.explainers`).
+"""Benchmark runners: the explainer localisation benchmark (Chen §4.1 Table 1).
 
-Submodules are imported explicitly (``from houseprice.bench.explainers import run_benchmark``)
-so that importing the package stays cheap.
+Modules, one job each: ``profile`` (run settings from ``houseprice.profiles``), ``birds`` (data
+and embedding net), ``batches`` (the explained images), ``methods`` (the method list, built from
+the explainer registry), ``scoring`` (maps -> metrics), ``claims`` (the papers' orderings),
+``report`` (markdown and figures), ``runner`` (:func:`houseprice.bench.runner.run_benchmark`).
+Submodules are imported explicitly so that importing the package stays cheap.
 """

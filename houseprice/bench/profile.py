@@ -1,4 +1,4 @@
-"""The explainer benchmark's run settings, built from THE profile table (:mod:`houseprice.profiles`).
+"""The explainer benchmark's run settings, built from THE profile table (houseprice.profiles).
 
 :func:`bench_profile` turns ``PROFILES[...].bench`` (override mappings and plain values) and
 ``.birds`` (the synthetic-birds size generated for a ``--data`` folder that does not exist yet)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from houseprice.artifacts import check_output_folder, tree_files, write_manifest
+from houseprice.errors import UserInputError
 from houseprice.jobs.explain import explain_table
 from houseprice.jobs.model import evaluate_folder, train
 from houseprice.profiles import get_profile
@@ -33,18 +37,28 @@ def run_demo(
     overwrite: bool = True,
     n_houses: int | None = None,
 ) -> DemoResult:
-    """Generate the synthetic city, train, evaluate, explain on a map."""
+    """Generate the synthetic city, train, evaluate, explain on a map.
+
+    ``out`` must be new, empty, or a previous demo's output that nothing was added to or
+    changed in (its ``manifest.json`` lists every file); anything else is refused, never
+    deleted. With ``overwrite=False`` even a previous demo's output is refused.
+    """
     from houseprice.synth.city import generate_city
 
     spec = get_profile(profile)
-    out = Path(out)
+    if n_houses is not None and n_houses < 1:
+        raise UserInputError(f"--houses must be at least 1, got {n_houses}")
+    out = Path(os.path.abspath(out))
+    check_output_folder(out, overwrite=overwrite)
+    if out.exists() and any(out.iterdir()):
+        shutil.rmtree(out)  # houseprice's own previous demo, checked just above
     out.mkdir(parents=True, exist_ok=True)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     data = out / "city"
     generate_city(
         data,
-        n_houses=n_houses or spec.city.houses,
+        n_houses=spec.city.houses if n_houses is None else n_houses,
         seed=seed,
         progress=progress,
         overwrite=overwrite,
@@ -82,6 +96,7 @@ def run_demo(
         test_only=True,
     )
     t["explain"] = time.perf_counter() - t0
+    write_manifest(out, kind="houseprice-demo", version=1, files=tree_files(out))
     return DemoResult(
         out=out,
         dataset=data,

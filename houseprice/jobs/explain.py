@@ -7,6 +7,7 @@ backpropagation, :mod:`houseprice.valuation.gradweights`); where the dataset has
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from houseprice.artifacts import atomic_write_json, atomic_write_text
+from houseprice.artifacts import atomic_directory, atomic_write_json, atomic_write_text
 from houseprice.data.houses import Dataset, load_any
 from houseprice.data.houses.source import FolderTiles
-from houseprice.jobs.outputs import safe_name
+from houseprice.jobs.outputs import safe_name, write_csv
 from houseprice.runtime import resolve_device
 from houseprice.valuation.evidence import evidence_markdown, evidence_scores
 from houseprice.valuation.gradweights import (
@@ -48,7 +49,11 @@ def _write_heatmaps(
     device: str,
     progress: bool,
 ) -> None:
-    """Transfer heatmaps for every row with a usable tile; overlay + heatmap PNG per house."""
+    """Transfer heatmaps for every row with a usable tile; overlay + heatmap PNG per house.
+
+    ``frame`` gets the files' paths relative to ``out`` (``overlays/<id>.png``) and the id of
+    the database neighbour whose grad-weights were transferred.
+    """
     from PIL import Image
     from tqdm.auto import tqdm
 
@@ -68,15 +73,15 @@ def _write_heatmaps(
     net.to("cpu")
     db_ids = database_ids(model)
     ids = frame["house_id"].astype(str).to_numpy()
+    (out / "overlays").mkdir(parents=True, exist_ok=True)
+    (out / "heatmaps").mkdir(parents=True, exist_ok=True)
     for k, i in enumerate(tqdm(idx, desc="overlays", disable=not progress, leave=False)):
         tile, hm = tiles.pixels[i], maps[k].numpy()
-        hid = safe_name(ids[i])
-        over = out / "overlays" / f"{hid}.png"
-        save_overlay_png(tile, hm, over, colorbar=True, title=ids[i])
-        heat = out / "heatmaps" / f"{hid}.png"
-        Image.fromarray(heatmap_overlay(tile, hm)).save(heat)
-        frame.loc[frame.index[i], "overlay"] = str(over)
-        frame.loc[frame.index[i], "heatmap"] = str(heat)
+        name = f"{safe_name(ids[i])}.png"
+        save_overlay_png(tile, hm, out / "overlays" / name, colorbar=True, title=ids[i])
+        Image.fromarray(heatmap_overlay(tile, hm)).save(out / "heatmaps" / name)
+        frame.loc[frame.index[i], "overlay"] = f"overlays/{name}"
+        frame.loc[frame.index[i], "heatmap"] = f"heatmaps/{name}"
         frame.loc[frame.index[i], "neighbour"] = db_ids[int(neigh[k])]
 
 
@@ -100,47 +105,86 @@ def explain_table(
     progress: bool = True,
     test_only: bool = False,
     max_evidence: int = 200,
+    overwrite: bool = False,
 ) -> ExplainResult:
-    """Price and explain every house of a table: overlays, a table, a map, a score report."""
-    from houseprice.maps import render_valuation_map
+    """Price and explain every house of a table: overlays, a table, a map, a score report.
 
+    ``out_dir`` is written atomically (an existing one is replaced only with ``overwrite`` and
+    only if houseprice wrote it). Paths in ``explanations.csv`` are relative to ``out_dir``; the
+    returned frame holds absolute ones.
+    """
     model = HousePriceModel.load(model_dir)
     full = load_any(table, purpose="predict")
     rec = full.records
     if test_only:
         rec = rec[~rec["house_id"].astype(str).isin(set(model.train_ids))]
     ds = full.subset(rec)
-    out = Path(out_dir)
-    (out / "overlays").mkdir(parents=True, exist_ok=True)
-    (out / "heatmaps").mkdir(parents=True, exist_ok=True)
-    frame = model.predict_frame(ds.root, rec, device=device, progress=progress)
-    paths = ds.tiles.paths(rec) if isinstance(ds.tiles, FolderTiles) else [None] * len(rec)
-    frame["image"] = [str(p) if p is not None else None for p in paths]
-    frame["heatmap"] = None
-    frame["overlay"] = None
-    frame["neighbour"] = None
-    if model.featurizer is not None:
-        _write_heatmaps(model, ds, frame, out, device=device, progress=progress)
-    table_path = out / "explanations.csv"
-    atomic_write_text(table_path, frame.drop(columns=model.visual_columns).to_csv(index=False))
+    out = Path(os.path.abspath(out_dir))
+    map_path = None if map_html is None else Path(os.path.abspath(map_html))
+    inside = map_path is not None and out in map_path.parents
+    if map_path is not None and not inside:
+        _check_file_target(map_path, overwrite, inputs=(model_dir, table))
     report = None
-    if _scorable(model, full):
-        report = evidence_scores(
-            model, full, max_houses=max_evidence, device=device, progress=progress
-        )
-        atomic_write_json(out / "report.json", report)
-        atomic_write_text(out / "report.md", evidence_markdown(report))
-    html = None
-    if map_html is not None:
-        # The popup lists every column: leave out machine data (local file paths of the
-        # overlays, the raw 4-d features) that means nothing to the reader of a shared map.
-        shown = frame.drop(columns=["overlay", *model.visual_columns])
-        html = render_valuation_map(
-            shown,
-            map_html,
-            tile_meters=float(model.tile_meters or 70.0),
-            title="houseprice valuations",
-        )
+    with atomic_directory(
+        out, overwrite=overwrite, kind="houseprice-explanations", inputs=(model_dir, table)
+    ) as tmp:
+        frame = model.predict_frame(ds.root, rec, device=device, progress=progress)
+        frame["image"] = ds.tiles.describe(rec) if ds.tiles is not None else None
+        frame["heatmap"] = None
+        frame["overlay"] = None
+        frame["neighbour"] = None
+        if model.featurizer is not None:
+            _write_heatmaps(model, ds, frame, tmp, device=device, progress=progress)
+        write_csv(frame.drop(columns=model.visual_columns), tmp / "explanations.csv")
+        if _scorable(model, full):
+            report = evidence_scores(
+                model, full, max_houses=max_evidence, device=device, progress=progress
+            )
+            atomic_write_json(tmp / "report.json", report)
+            atomic_write_text(tmp / "report.md", evidence_markdown(report))
+        if map_path is not None:
+            target = tmp / map_path.relative_to(out) if inside else map_path
+            _render_map(model, ds, frame, tmp, target)
+    for col in ("overlay", "heatmap"):
+        frame[col] = [None if v is None else str(out / v) for v in frame[col]]
     return ExplainResult(
-        table=table_path, overlays=out / "overlays", map_html=html, report=report, frame=frame
+        table=out / "explanations.csv",
+        overlays=out / "overlays",
+        map_html=map_path,
+        report=report,
+        frame=frame,
+    )
+
+
+def _check_file_target(path: Path, overwrite: bool, *, inputs: tuple[str | Path, ...]) -> None:
+    """An output file outside the output folder: refuse to replace one without ``overwrite``."""
+    from houseprice.errors import OutputExistsError
+
+    if path.is_dir():
+        raise OutputExistsError(f"{path} is a folder; --map must name an .html file")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+    for item in inputs:
+        if Path(item).resolve() == path.resolve():
+            raise OutputExistsError(f"{path} is an input of this job; choose another --map")
+
+
+def _render_map(
+    model: HousePriceModel, ds: Dataset, frame: pd.DataFrame, tmp: Path, target: Path
+) -> None:
+    """The offline map; tiles and heatmaps are read from disk and embedded in the page."""
+    from houseprice.maps import render_valuation_map
+
+    # The popup lists every column: leave out machine data (paths of the overlays, the raw
+    # 4-d features) that means nothing to the reader of a shared map.
+    shown = frame.drop(columns=["overlay", *model.visual_columns]).copy()
+    paths = ds.tiles.paths(ds.records) if isinstance(ds.tiles, FolderTiles) else None
+    shown["image"] = None if paths is None else [None if p is None else str(p) for p in paths]
+    shown["heatmap"] = [None if v is None else str(tmp / v) for v in frame["heatmap"]]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    render_valuation_map(
+        shown,
+        target,
+        tile_meters=float(model.tile_meters or 70.0),
+        title="houseprice valuations",
     )

@@ -12,10 +12,16 @@ from typing import Any
 
 import pandas as pd
 
-from houseprice.artifacts import atomic_write_bytes, atomic_write_json, atomic_write_text
+from houseprice.artifacts import (
+    atomic_directory,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_folder,
+)
 from houseprice.data.houses import load_any, load_dataset
 from houseprice.errors import UserInputError
-from houseprice.jobs.outputs import write_table
+from houseprice.jobs.outputs import write_csv, write_table
 from houseprice.pricing.attributes import FULL_SET, parse_attribute_set
 from houseprice.profiles import get_profile
 from houseprice.valuation.evaluate import evaluate
@@ -47,6 +53,7 @@ def train(
     from houseprice.valuation.gradweights import build_gradweight_writer
 
     spec = get_profile(profile)
+    check_output_folder(out, overwrite=overwrite, inputs=(data,))  # before hours of training
     ds = load_any(data, purpose="train")
     extra = tuple(str(c) for c in ds.records.columns)
     cfg = config or profile_config(
@@ -67,7 +74,7 @@ def train(
     writer = None
     if model.featurizer is not None:
         writer = build_gradweight_writer(model, ds, device=device, progress=progress)
-    path = model.save(out, overwrite=overwrite, extra_writer=writer)
+    path = model.save(out, overwrite=overwrite, extra_writer=writer, inputs=(data,))
     return path, model
 
 
@@ -78,8 +85,15 @@ def predict(
     *,
     device: str = "cpu",
     progress: bool = True,
+    overwrite: bool = False,
 ) -> tuple[Path, pd.DataFrame, int]:
     """Price every row of a table; returns the output path, the frame and #fallback rows."""
+    from houseprice.errors import OutputExistsError
+
+    if Path(out).exists() and Path(out).resolve() == Path(table).resolve():
+        raise OutputExistsError(f"{out} is the input table; choose another --out")
+    if Path(out).exists() and not overwrite and not Path(out).is_dir():
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
     model = HousePriceModel.load(model_dir)
     ds = load_any(table, purpose="predict")
     frame = model.predict_frame(ds.root, ds.records, device=device, progress=progress)
@@ -90,7 +104,7 @@ def predict(
             "the no-visual fallback model (see columns used_visual, tile_problem)",
             stacklevel=2,
         )
-    write_table(frame, out)
+    write_table(frame, out, overwrite=overwrite)
     return Path(out), frame, n_fallback
 
 
@@ -99,7 +113,7 @@ def write_report(report: dict[str, Any], preds: pd.DataFrame, out_dir: str | Pat
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "predictions.png", plot_predictions(preds))
-    atomic_write_text(out / "predictions.csv", preds.to_csv(index=False))
+    write_csv(preds, out / "predictions.csv")
     atomic_write_json(out / "report.json", report)
     atomic_write_text(out / "report.md", report_markdown(report, "predictions.png"))
     return out
@@ -113,8 +127,13 @@ def evaluate_folder(
     device: str = "cpu",
     progress: bool = True,
     with_regressors: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate a trained model on its dataset and write report.json / report.md."""
+    """Evaluate a trained model on its dataset and write report.json / report.md.
+
+    ``out`` is written atomically; an existing one is replaced only with ``overwrite`` and only
+    if houseprice wrote it.
+    """
     model = HousePriceModel.load(model_dir)
     ds = (
         load_dataset(data, purpose="train")
@@ -124,5 +143,8 @@ def evaluate_folder(
     report, preds = evaluate(
         model, ds, device=device, progress=progress, with_regressors=with_regressors
     )
-    write_report(report, preds, out)
+    with atomic_directory(
+        out, overwrite=overwrite, kind="houseprice-report", inputs=(model_dir, data)
+    ) as tmp:
+        write_report(report, preds, tmp)
     return report

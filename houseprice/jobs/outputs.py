@@ -1,7 +1,9 @@
-"""Writing job outputs: prediction tables (CSV / Parquet) and file names from house ids.
+"""Writing job outputs: tables safe to open in a spreadsheet, file names from house ids.
 
-Everything a job writes goes through :mod:`houseprice.artifacts` (atomic writes); this module
-adds what is specific to output tables.
+Everything a job writes goes through :mod:`houseprice.artifacts` (atomic writes, ownership
+manifests); this module adds what is specific to output tables: CSV cells that a spreadsheet
+would run as formulas are neutralised, and an existing file is replaced only with
+``--overwrite``.
 """
 
 from __future__ import annotations
@@ -16,12 +18,44 @@ import pandas as pd
 from houseprice.artifacts import atomic_write_bytes, atomic_write_text
 from houseprice.errors import UserInputError
 
+#: Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
-def write_table(frame: pd.DataFrame, out: str | Path) -> Path:
-    """Write a prediction table atomically as CSV or Parquet (by suffix)."""
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells cannot run as spreadsheet formulas (OWASP's rule).
+
+    A text cell starting with ``= + - @``, tab or CR gets a leading ``'``; numbers, dates and
+    booleans are untouched. Parquet outputs keep the raw values.
+    """
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v
+            )
+    return out
+
+
+def write_csv(frame: pd.DataFrame, out: str | Path) -> Path:
+    """Write a table as CSV atomically, with formula-like cells neutralised."""
+    return atomic_write_text(out, csv_safe(frame).to_csv(index=False))
+
+
+def write_table(frame: pd.DataFrame, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a prediction table atomically as CSV or Parquet (by suffix).
+
+    An existing file is replaced only with ``overwrite``.
+    """
+    from houseprice.errors import OutputExistsError
+
     out = Path(out)
+    if out.is_dir():
+        raise OutputExistsError(f"{out} is a folder; --out must name a .csv or .parquet file")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
     if out.suffix.lower() == ".csv":
-        atomic_write_text(out, frame.to_csv(index=False))
+        write_csv(frame, out)
     elif out.suffix.lower() in (".parquet", ".pq"):
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)

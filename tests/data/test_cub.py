@@ -1,4 +1,4 @@
-"""CUB-200-2011 loader (houseprice.data.cub.dataset) and joint transforms (houseprice.data.cub.transforms)."""
+"""CUB-200-2011 index and loader (houseprice.data.cub) and joint transforms (.transforms)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from houseprice.data.cub import transforms as T
-from houseprice.data.cub.dataset import (
+from houseprice.data.cub import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     CUBDataset,
@@ -26,6 +25,8 @@ from houseprice.data.cub.dataset import (
     metric_class_split,
     read_cub_index,
 )
+from houseprice.data.cub import transforms as T
+from houseprice.errors import FormatError
 
 
 def _load_fixture_module() -> ModuleType:
@@ -107,7 +108,7 @@ def test_missing_segmentation_warns_once_and_disables_that_mask(cub: Path) -> No
     (cub / "segmentations" / "001.Fixture_Bird_1" / "Fixture_Bird_1_0002.png").unlink()
     with pytest.warns(CUBMissingSegmentationWarning, match=r"1 of 12 segmentation") as record:
         frame = read_cub_index(cub)
-    assert len(record) == 1
+    assert len(record) == 1 and record[0].filename == __file__  # points at the caller
     assert frame["seg_path"].isna().tolist() == [i == 1 for i in range(12)]
     with pytest.warns(CUBMissingSegmentationWarning):
         ds = CUBDataset(cub, split="train", image_size=32)
@@ -234,7 +235,7 @@ def test_not_a_cub_folder(tmp_path: Path) -> None:
         read_cub_index(tmp_path)
     with pytest.raises(CUBFormatError, match="does not exist"):
         read_cub_index(tmp_path / "nope")
-    assert issubclass(CUBFormatError, ValueError)
+    assert issubclass(CUBFormatError, FormatError) and issubclass(CUBFormatError, ValueError)
 
 
 # --------------------------------------------------------------------------------------------

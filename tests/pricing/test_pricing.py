@@ -22,7 +22,7 @@ from houseprice.valuation.model import (
     TrainConfig,
 )
 from houseprice.vision.backbones import BackboneConfig
-from houseprice.vision.siamese.model import SiameseConfig
+from houseprice.vision.siamese import SiameseConfig, SiameseTrainConfig
 
 
 @parametrize_with_checks([PriceRegressor(n_estimators=20)])
@@ -74,14 +74,14 @@ def test_attribute_sets_and_time_split(planted: Path) -> None:
 
 
 def tiny_config(n_folds: int = 2) -> TrainConfig:
-    sia = SiameseConfig(
-        backbone=BackboneConfig(widths=(16, 24, 32)),
-        image_size=32,
-        epochs=2,
-        batch_size=32,
-        patience=2,
+    sia = SiameseConfig(backbone=BackboneConfig(widths=(16, 24, 32)), image_size=32)
+    training = SiameseTrainConfig(epochs=2, batch_size=32, patience=2)
+    return TrainConfig(
+        siamese=sia,
+        siamese_training=training,
+        regressor=RegressorConfig(n_estimators=60),
+        n_folds=n_folds,
     )
-    return TrainConfig(siamese=sia, regressor=RegressorConfig(n_estimators=60), n_folds=n_folds)
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,20 @@
-"""CUB-200-2011 in its official layout: index, torch dataset, joint transforms."""
+"""CUB-200-2011 in its official layout: ``index`` (reading and validation, no torch),
+``dataset`` (the torch Dataset), ``transforms`` (joint image/box/mask transforms) and
+``normalisation`` (ImageNet mean/std). The layout and every check: ``data_specs/cub.md``."""
 
 from __future__ import annotations
 
-from houseprice.data.cub.dataset import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+from houseprice.data.cub.dataset import ClassSplit, CUBAugConfig, CUBDataset, F, Split
+from houseprice.data.cub.index import (
     INDEX_COLUMNS,
     INDEX_FILES,
-    CUBAugConfig,
-    CUBDataset,
     CUBFormatError,
     CUBMissingSegmentationWarning,
-    F,
     find_cub_root,
     metric_class_split,
     read_cub_index,
 )
+from houseprice.data.cub.normalisation import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -26,7 +25,9 @@ __all__ = [
     "CUBDataset",
     "CUBFormatError",
     "CUBMissingSegmentationWarning",
-    "F",
+    "ClassSplit",
+    "F",  # torchvision.transforms.v2.functional, re-exported by the first move (not API)
+    "Split",
     "find_cub_root",
     "metric_class_split",
     "read_cub_index",

@@ -1,26 +1,16 @@
-"""CUB-200-2011 in its official folder layout: index reader, validation and torch Dataset.
+"""CUB-200-2011 (or the synthetic stand-in) as a torch Dataset with aligned box and mask.
 
-This module owns
-* :func:`read_cub_index` — parses ``images.txt``, ``classes.txt``, ``image_class_labels.txt``,
-  ``train_test_split.txt`` and ``bounding_boxes.txt``, cross-checks every id and every image
-  file, and locates the optional ``segmentations/`` PNGs (one row per image);
-* the metric-learning class split used by the papers (Chen et al. 2020 §4.1, Taha et al. 2020
-  §4.2): the first half of the classes (1-100) train, the second half (101-200) test;
-* :class:`CUBDataset` — normalised image tensors with their bounding box and segmentation mask
-  following every resize/crop/flip (:mod:`houseprice.data.cub.transforms`).
-
-The human description of the layout and of every check is ``data_specs/cub.md``. The
-synthetic stand-in written by :mod:`houseprice.synth.birds.generate` uses exactly this layout.
+This module owns :class:`CUBDataset` — normalised image tensors with their bounding box and
+segmentation mask following every resize/crop/flip (:mod:`houseprice.data.cub.transforms`) —
+and its training augmentation :class:`CUBAugConfig`. The folder is read and validated by
+:func:`houseprice.data.cub.index.read_cub_index`; the layout is ``data_specs/cub.md``.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal, TypeVar
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +19,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as F
 
+from houseprice.data.cub.index import CUBFormatError, metric_class_split, read_cub_index
+from houseprice.data.cub.normalisation import IMAGENET_MEAN, IMAGENET_STD
 from houseprice.data.cub.transforms import (
     center_crop,
     clip_boxes,
@@ -37,347 +29,8 @@ from houseprice.data.cub.transforms import (
     resize,
 )
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-INDEX_FILES = (
-    "images.txt",
-    "classes.txt",
-    "image_class_labels.txt",
-    "train_test_split.txt",
-    "bounding_boxes.txt",
-)
-INDEX_COLUMNS = (
-    "image_id",
-    "path",
-    "rel_path",
-    "class_id",
-    "class_name",
-    "is_train_official",
-    "x",
-    "y",
-    "w",
-    "h",
-    "seg_path",
-)
-_MAX_LISTED = 5  # how many offending items an error message spells out
-
 Split = Literal["train", "test", "all"]
 ClassSplit = Literal["metric", "official"]
-_V = TypeVar("_V")
-
-
-class CUBFormatError(ValueError):
-    """The folder is not a valid CUB-200-2011 layout; the message names file, line and rule."""
-
-
-class CUBMissingSegmentationWarning(UserWarning):
-    """Some or all segmentation PNGs are absent; mask metrics skip those images."""
-
-
-# --------------------------------------------------------------------------------------------
-# Index reading and validation
-# --------------------------------------------------------------------------------------------
-
-
-def find_cub_root(root: str | Path) -> Path:
-    """Return the folder holding ``images.txt``: ``root`` itself or ``root/CUB_200_2011``.
-
-    The second form is what unpacking the official ``CUB_200_2011.tgz`` produces.
-    """
-    root = Path(root).expanduser().absolute()
-    if not root.exists():
-        raise CUBFormatError(f"CUB root {root} does not exist")
-    if not root.is_dir():
-        raise CUBFormatError(f"CUB root {root} is not a folder")
-    if (root / "images.txt").is_file():
-        return root
-    nested = root / "CUB_200_2011"
-    if (nested / "images.txt").is_file():
-        return nested
-    raise CUBFormatError(
-        f"{root} is not a CUB-200-2011 folder: expected {root / 'images.txt'} "
-        f"(or {nested / 'images.txt'}) next to {', '.join(INDEX_FILES[1:])} and images/"
-    )
-
-
-def _find_segmentations(root: Path, segmentations: str | Path | None) -> Path | None:
-    if segmentations is not None:
-        seg_root = Path(segmentations).expanduser().absolute()
-        if not seg_root.is_dir():
-            raise CUBFormatError(f"segmentations folder {seg_root} does not exist")
-        return seg_root
-    candidates = [root / "segmentations"]
-    if root.name == "CUB_200_2011":  # segmentations.tgz unpacks next to CUB_200_2011/
-        candidates.append(root.parent / "segmentations")
-    return next((c for c in candidates if c.is_dir()), None)
-
-
-def _read_rows(
-    path: Path, n_fields: int, expected: str, *, spaces_in_last: bool = False
-) -> list[tuple[int, list[str]]]:
-    """Read non-blank lines as ``(line_number, fields)``.
-
-    With ``spaces_in_last`` the last field (a path or folder name) may contain spaces.
-    """
-    if not path.is_file():
-        raise CUBFormatError(f"missing index file {path} (expected lines '{expected}')")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CUBFormatError(f"{path}: not UTF-8 text ({exc})") from exc
-    rows: list[tuple[int, list[str]]] = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        fields = line.split(maxsplit=n_fields - 1)
-        if len(fields) != n_fields or (not spaces_in_last and len(fields[-1].split()) != 1):
-            raise CUBFormatError(
-                f"{path}:{lineno}: expected '{expected}' ({n_fields} fields); got {line!r}"
-            )
-        rows.append((lineno, fields))
-    if not rows:
-        raise CUBFormatError(f"{path} is empty (expected lines '{expected}')")
-    return rows
-
-
-def _parse_id(path: Path, lineno: int, value: str, what: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if number < 1:
-        raise CUBFormatError(f"{path}:{lineno}: {what} must be a positive integer; got {value!r}")
-    return number
-
-
-def _parse_float(path: Path, lineno: int, value: str, what: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):
-        raise CUBFormatError(f"{path}:{lineno}: {what} must be a finite number; got {value!r}")
-    return number
-
-
-def _keyed(
-    path: Path,
-    rows: list[tuple[int, list[str]]],
-    what: str,
-    parse: Callable[[int, list[str]], _V],
-) -> dict[int, tuple[int, _V]]:
-    """Map ``id -> (line_number, parse(line_number, fields))``; duplicate ids are an error."""
-    out: dict[int, tuple[int, _V]] = {}
-    for lineno, fields in rows:
-        key = _parse_id(path, lineno, fields[0], what)
-        if key in out:
-            raise CUBFormatError(
-                f"{path}:{lineno}: duplicate {what} {key} (first given on line {out[key][0]})"
-            )
-        out[key] = (lineno, parse(lineno, fields))
-    return out
-
-
-def _check_same_ids(
-    images: dict[int, tuple[int, str]], other: dict[int, tuple[int, _V]], path: Path
-) -> None:
-    for key, (lineno, _) in other.items():
-        if key not in images:
-            raise CUBFormatError(
-                f"{path}:{lineno}: image id {key} is not listed in images.txt "
-                "(every file must list exactly the ids of images.txt)"
-            )
-    missing = sorted(set(images) - set(other))
-    if missing:
-        shown = ", ".join(str(i) for i in missing[:_MAX_LISTED])
-        raise CUBFormatError(
-            f"{path}: no line for {len(missing)} image id(s) listed in images.txt "
-            f"(e.g. {shown}); every file must list exactly the ids of images.txt"
-        )
-
-
-def read_cub_index(
-    root: str | Path, *, segmentations: str | Path | None = None, check_files: bool = True
-) -> pd.DataFrame:
-    """Read and validate a CUB-200-2011 folder; return one row per image sorted by image id.
-
-    Columns: ``image_id`` (int), ``path`` (absolute image path), ``rel_path`` (as in
-    images.txt), ``class_id`` (int, 1-based), ``class_name`` (class folder), ``is_train_official``
-    (bool), ``x, y, w, h`` (box in pixels, as bounding_boxes.txt), ``seg_path`` (absolute PNG
-    path, or None when that segmentation is missing).
-
-    ``segmentations`` overrides where the segmentation PNGs live (default ``root/segmentations``,
-    or ``../segmentations`` next to an unpacked ``CUB_200_2011/``). Malformed lines, ids that
-    disagree between files, image folders that disagree with the labels and missing image files
-    raise :class:`CUBFormatError`; missing segmentations only warn once (with the count).
-    ``check_files=False`` skips the per-file existence checks (images and segmentations).
-    """
-    root = find_cub_root(root)
-    images_dir = root / "images"
-    if check_files and not images_dir.is_dir():
-        raise CUBFormatError(f"missing image folder {images_dir} (images.txt paths are under it)")
-
-    p_images, p_classes, p_labels, p_split, p_boxes = (root / name for name in INDEX_FILES)
-    classes = _keyed(
-        p_classes,
-        _read_rows(p_classes, 2, "<class_id> <class_folder>", spaces_in_last=True),
-        "class id",
-        lambda _ln, f: f[1],
-    )
-    seen_names: dict[str, int] = {}
-    for cid, (lineno, name) in classes.items():
-        if name in seen_names:
-            raise CUBFormatError(
-                f"{p_classes}:{lineno}: class folder {name!r} already used by class "
-                f"{seen_names[name]}"
-            )
-        seen_names[name] = cid
-
-    images = _keyed(
-        p_images,
-        _read_rows(p_images, 2, "<image_id> <class_folder>/<file>.jpg", spaces_in_last=True),
-        "image id",
-        lambda _ln, f: f[1],
-    )
-    labels = _keyed(
-        p_labels,
-        _read_rows(p_labels, 2, "<image_id> <class_id>"),
-        "image id",
-        lambda ln, f: _parse_id(p_labels, ln, f[1], "class id"),
-    )
-
-    def parse_flag(lineno: int, fields: list[str]) -> bool:
-        if fields[1] not in ("0", "1"):
-            raise CUBFormatError(
-                f"{p_split}:{lineno}: is_training_image must be 0 or 1; got {fields[1]!r}"
-            )
-        return fields[1] == "1"
-
-    split = _keyed(
-        p_split,
-        _read_rows(p_split, 2, "<image_id> <is_training_image>"),
-        "image id",
-        parse_flag,
-    )
-
-    def parse_box(lineno: int, fields: list[str]) -> tuple[float, float, float, float]:
-        x, y, w, h = (
-            _parse_float(p_boxes, lineno, v, name)
-            for v, name in zip(fields[1:], ("x", "y", "width", "height"), strict=True)
-        )
-        if x < 0 or y < 0 or w <= 0 or h <= 0:
-            raise CUBFormatError(
-                f"{p_boxes}:{lineno}: expected x >= 0, y >= 0, width > 0, height > 0; "
-                f"got x={x}, y={y}, width={w}, height={h}"
-            )
-        return x, y, w, h
-
-    boxes = _keyed(
-        p_boxes,
-        _read_rows(p_boxes, 5, "<image_id> <x> <y> <width> <height>"),
-        "image id",
-        parse_box,
-    )
-    for other, path in ((labels, p_labels), (split, p_split), (boxes, p_boxes)):
-        _check_same_ids(images, other, path)
-
-    records: list[dict[str, Any]] = []
-    missing_images: list[str] = []
-    for image_id in sorted(images):
-        lineno, rel = images[image_id]
-        rel_path = PurePosixPath(rel)
-        if rel_path.is_absolute() or ".." in rel_path.parts or len(rel_path.parts) < 2:
-            raise CUBFormatError(
-                f"{p_images}:{lineno}: expected a relative path '<class_folder>/<file>.jpg' "
-                f"inside images/; got {rel!r}"
-            )
-        label_line, class_id = labels[image_id]
-        if class_id not in classes:
-            raise CUBFormatError(
-                f"{p_labels}:{label_line}: class id {class_id} of image {image_id} is not "
-                f"listed in classes.txt"
-            )
-        class_name = classes[class_id][1]
-        if rel_path.parts[0] != class_name:
-            raise CUBFormatError(
-                f"{p_images}:{lineno}: image {image_id} is in folder {rel_path.parts[0]!r} but "
-                f"image_class_labels.txt line {label_line} gives class {class_id} "
-                f"({class_name!r})"
-            )
-        image_path = images_dir.joinpath(*rel_path.parts)
-        if check_files and not image_path.is_file():
-            missing_images.append(f"line {lineno} ({image_path})")
-        x, y, w, h = boxes[image_id][1]
-        records.append(
-            {
-                "image_id": image_id,
-                "path": str(image_path),
-                "rel_path": rel,
-                "class_id": class_id,
-                "class_name": class_name,
-                "is_train_official": split[image_id][1],
-                "x": x,
-                "y": y,
-                "w": w,
-                "h": h,
-                "seg_path": None,
-            }
-        )
-    if missing_images:
-        raise CUBFormatError(
-            f"{p_images}: {len(missing_images)} listed image file(s) are missing, e.g. "
-            + "; ".join(missing_images[:_MAX_LISTED])
-        )
-
-    seg_root = _find_segmentations(root, segmentations)
-    if seg_root is None:
-        warnings.warn(
-            f"no segmentations/ folder found for {root}: masks are disabled and mask metrics "
-            "will be skipped (bounding boxes are still used)",
-            CUBMissingSegmentationWarning,
-            stacklevel=2,
-        )
-    else:
-        n_missing, example = 0, ""
-        for rec in records:
-            seg = seg_root.joinpath(*PurePosixPath(rec["rel_path"]).with_suffix(".png").parts)
-            if check_files and not seg.is_file():
-                n_missing += 1
-                example = example or str(seg)
-                continue
-            rec["seg_path"] = str(seg)
-        if n_missing:
-            warnings.warn(
-                f"{n_missing} of {len(records)} segmentation PNG(s) are missing under {seg_root} "
-                f"(e.g. {example}); masks are disabled for those images and mask metrics skip "
-                "them",
-                CUBMissingSegmentationWarning,
-                stacklevel=2,
-            )
-
-    frame = pd.DataFrame.from_records(records, columns=list(INDEX_COLUMNS))
-    # keep None (not NaN) for missing segmentations
-    frame["seg_path"] = pd.Series([rec["seg_path"] for rec in records], dtype=object)
-    frame.attrs["root"] = str(root)
-    frame.attrs["class_names"] = {cid: name for cid, (_, name) in sorted(classes.items())}
-    return frame
-
-
-def metric_class_split(class_ids: list[int] | np.ndarray) -> tuple[list[int], list[int]]:
-    """Split class ids into (train, test) halves: sorted ids, first ``K // 2`` train.
-
-    For CUB-200-2011 this is classes 1-100 train and 101-200 test (Chen et al. 2020 §4.1).
-    """
-    ids = sorted({int(c) for c in class_ids})
-    half = len(ids) // 2
-    return ids[:half], ids[half:]
-
-
-# --------------------------------------------------------------------------------------------
-# Dataset
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -556,3 +209,6 @@ class CUBDataset(Dataset[dict[str, Any]]):
                 else torch.zeros((s, s), dtype=torch.bool)
             )  # (S, S)
         return sample
+
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "CUBAugConfig", "CUBDataset", "ClassSplit", "Split"]

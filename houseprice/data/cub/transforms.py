@@ -1,8 +1,8 @@
 """Joint geometric transforms for an image together with its boxes and mask.
 
 This module owns the resize / crop / flip operations that must move an image's annotations
-with it (used by the CUB-200-2011 loader, :mod:`houseprice.data.cub.dataset`). Every function takes
-``(image, boxes, mask)`` and returns the transformed triple:
+with it (used by the CUB-200-2011 loader, :mod:`houseprice.data.cub.dataset`). Every function
+takes ``(image, boxes, mask)`` and returns the transformed triple:
 
 * ``image``: a PIL image or a tensor ``(C, H, W)``; the output has the same kind.
 * ``boxes``: float tensor ``(4,)`` or ``(N, 4)`` in XYXY pixel coordinates of the *continuous*

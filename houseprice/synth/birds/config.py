@@ -31,7 +31,9 @@ class BirdsConfig:
     def validate(self) -> None:
         """Raise :class:`~houseprice.errors.UserInputError` naming the first bad field."""
         if self.n_classes < 2:
-            raise UserInputError(f"n_classes must be >= 2 (train/test halves); got {self.n_classes}")
+            raise UserInputError(
+                f"n_classes must be >= 2 (train/test halves); got {self.n_classes}"
+            )
         if self.images_per_class < 1:
             raise UserInputError(f"images_per_class must be >= 1; got {self.images_per_class}")
         if self.image_px < 16:

@@ -59,7 +59,9 @@ def _branch(
     draw: ImageDraw.ImageDraw, rng: np.random.Generator, start: np.ndarray, size: float
 ) -> None:
     """A random-walk branch with twigs and leaves, all from the shared palette."""
-    colour = jittered_colour(rng, ("brown", "grey", "tan", "black", "olive")[int(rng.integers(5))], 15)
+    colour = jittered_colour(
+        rng, ("brown", "grey", "tan", "black", "olive")[int(rng.integers(5))], 15
+    )
     angle = rng.uniform(0, 2 * math.pi)
     width = max(1, round(size * rng.uniform(0.012, 0.035)))
     pts = [start]
@@ -178,7 +180,9 @@ def render_image(cls: BirdClass, index: int, config: BirdsConfig) -> tuple[Image
             f0, f1 = to_canvas(feet + np.array([0.0, 0.03]))
             direction = (f1 - f0) / (np.linalg.norm(f1 - f0) + 1e-9)
             ends = np.array([f0 - 3 * canvas * direction, f1 + 3 * canvas * direction])
-            colour = jittered_colour(rng, ("brown", "grey", "tan", "black")[int(rng.integers(4))], 15)
+            colour = jittered_colour(
+                rng, ("brown", "grey", "tan", "black")[int(rng.integers(4))], 15
+            )
             draw.line(_poly(ends), fill=colour, width=max(1, round(0.05 * scale)))
         for poly, colour in parts:
             xy = _poly(to_canvas(poly))

@@ -1,4 +1,4 @@
-"""Tests of the synthetic city generator (houseprice.synth.city.generate)."""
+"""Tests of the synthetic city generator (houseprice.synth.city)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from houseprice.synth.city import render as render
-from houseprice.synth.city.generate import (
+from houseprice.errors import UserInputError
+from houseprice.synth.city import (
     HOUSE_COLUMNS,
     ORACLE_COLUMNS,
     CityConfig,
     SyntheticCity,
     contact_sheet,
     generate_city,
+    objects,
+    render,
     simulate_city,
     tile_masks,
 )
@@ -307,11 +309,11 @@ def test_refuses_to_overwrite_and_replaces_atomically(tmp_path: Path) -> None:
 
 
 def test_bad_parameters_are_explained(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="water_front_m"):
+    with pytest.raises(UserInputError, match="water_front_m"):
         generate_city(tmp_path / "x", n_houses=3, tile_meters=40.0, progress=False)
-    with pytest.raises(ValueError, match="n_houses"):
+    with pytest.raises(UserInputError, match="n_houses"):
         simulate_city(n_houses=0)
-    with pytest.raises(ValueError, match="unknown CityConfig field"):
+    with pytest.raises(UserInputError, match="unknown CityConfig field"):
         CityConfig.from_dict({"pool_effekt": 0.1})
     assert not (tmp_path / "x").exists()
 
@@ -336,10 +338,9 @@ def test_other_tile_sizes_render_the_same_world(tmp_path: Path) -> None:
 
 
 def test_palettes_cover_the_world_indices() -> None:
-    from houseprice.synth.city import world as world
-
-    assert len(render.TINTS) == world.N_TINTS and len(render.ROOFS) == world.N_ROOFS
-    assert len(render.DRIVES) == world.N_DRIVE_TONES and len(render.TREES) == world.N_TREE_TONES
+    assert len(render.TINTS) == objects.N_TINTS and len(render.ROOFS) == objects.N_ROOFS
+    assert len(render.DRIVES) == objects.N_DRIVE_TONES
+    assert len(render.TREES) == objects.N_TREE_TONES
 
 
 def test_contact_sheet(written: dict[str, Path], tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Synthetic birds generator (houseprice.synth.birds.generate): layout, determinism, annotations."""
+"""Synthetic birds generator (houseprice.synth.birds): layout, determinism, annotations."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from houseprice.data.cub.dataset import CUBDataset, read_cub_index
+import houseprice.synth.birds as sb
+from houseprice.data.cub import CUBDataset, read_cub_index
 from houseprice.data.cub.transforms import mask_to_box
-from houseprice.synth.birds import generate as sb
+from houseprice.errors import UserInputError
+from houseprice.profiles import get_profile
+from houseprice.synth.birds import writer
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
@@ -29,7 +32,15 @@ def _tree_digest(root: Path) -> dict[str, str]:
 def quick(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The quick profile (20 classes x 6 images, 64 px)."""
     out = tmp_path_factory.mktemp("birds") / "birds"
-    return sb.generate_birds(out, **sb.PROFILES["quick"], seed=0, progress=False)
+    spec = get_profile("quick").birds
+    return sb.generate_birds(
+        out,
+        n_classes=spec.classes,
+        images_per_class=spec.per_class,
+        image_px=spec.image_px,
+        seed=0,
+        progress=False,
+    )
 
 
 def test_layout_is_valid_cub(quick: Path) -> None:
@@ -151,16 +162,16 @@ def test_overwrite_and_atomicity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             raise RuntimeError("disk full")
         return real_render(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sb, "render_image", failing_render)
+    monkeypatch.setattr(writer, "render_image", failing_render)
     with pytest.raises(RuntimeError, match="disk full"):
         sb.generate_birds(tmp_path / "e", seed=1, **kwargs)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # nothing half-written
 
 
 def test_bad_config_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="n_classes must be >= 2"):
+    with pytest.raises(UserInputError, match="n_classes must be >= 2"):
         sb.generate_birds(tmp_path / "x", n_classes=1, progress=False)
-    with pytest.raises(ValueError, match="image_px must be >= 16"):
+    with pytest.raises(UserInputError, match="image_px must be >= 16"):
         sb.generate_birds(tmp_path / "x", image_px=8, progress=False)
     assert not (tmp_path / "x").exists()
 

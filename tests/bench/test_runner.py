@@ -1,4 +1,8 @@
-"""The explainer benchmark runner end to end on the quick profile (tiny synthetic birds)."""
+"""The explainer benchmark runner end to end on the quick profile (tiny synthetic birds).
+
+The method list comes from the explainer registry: the expected report keys are derived from
+it, and a toy explainer registered here shows up in the report without any bench change.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from torch import Tensor, nn
 
-from houseprice.bench.explainers import PROFILES, render_markdown, run_benchmark
+from houseprice.bench.methods import bench_specs
+from houseprice.bench.profile import bench_profile
+from houseprice.bench.report import render_markdown
+from houseprice.bench.runner import run_benchmark
+from houseprice.explain import Explainer, LowRes, registered
+from houseprice.explain.base import Target
 
 REQUIRED = (
     "bbox_ratio_mean",
@@ -21,7 +31,8 @@ REQUIRED = (
     "wsol_accuracy",
     "seconds_per_image",
 )
-EXPECTED_METHODS = {
+# today's report keys (top-M = 50, k-means K = 50): they must stay stable
+STABLE_KEYS = {
     "uniform",
     "gradcam_single_triplet",
     "gradcam_all_channels",
@@ -41,6 +52,16 @@ EXPECTED_METHODS = {
     "gradcam_abs",
     "l2caf",
 }
+QUICK = bench_profile("quick")
+
+
+def expected_keys() -> list[str]:
+    """Report keys of every registered method's benchmark variants, in order."""
+    return [
+        v.report_key(top_m=QUICK.top_m, kmeans_k=QUICK.kmeans_k)
+        for spec in bench_specs()
+        for v in spec.variants
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +86,9 @@ def test_quick_profile_writes_every_method(quick_run: tuple[Path, dict[str, Any]
     assert set(report["retrieval"]) >= {"recall_at_1", "nmi"}
     for value in report["retrieval"].values():
         assert 0.0 <= value <= 1.0
-    assert set(report["methods"]) == EXPECTED_METHODS
-    n_eval = PROFILES["quick"].eval_images
+    assert list(report["methods"]) == expected_keys()
+    assert set(report["methods"]) == STABLE_KEYS
+    n_eval = QUICK.eval_images
     for name, result in report["methods"].items():
         for key in REQUIRED:
             assert key in result, (name, key)
@@ -100,7 +122,7 @@ def test_uniform_ratio_is_the_region_area(quick_run: tuple[Path, dict[str, Any]]
 def test_proxy_methods_have_zero_run_variance(quick_run: tuple[Path, dict[str, Any]]) -> None:
     _, report = quick_run
     runs = report["methods"]["embeddingcam_point_top50"]["runs"]
-    assert runs["n_runs"] == PROFILES["quick"].n_runs
+    assert runs["n_runs"] == QUICK.n_runs
     assert runs["bbox_ratio_run_std"] == 0.0
     claims = {c["claim"]: c for c in report["claims"]}
     assert any("zero variance" in c for c in claims)
@@ -156,3 +178,39 @@ def test_bad_arguments(tmp_path: Path) -> None:
     assert not (tmp_path / "never").exists()  # refused before generating anything
     with pytest.raises(FileNotFoundError, match="CUB"):
         run_benchmark(cub=tmp_path / "nothing", out=tmp_path / "o", profile="quick")
+
+
+class CentreCAM(Explainer):
+    """A toy explainer: a bright centre, no model computation."""
+
+    def __init__(self, model: nn.Module, target_layer: nn.Module | None, **kw: object) -> None:
+        super().__init__(model, None)
+
+    def _compute(self, x: Tensor, target: Target) -> LowRes:
+        raw = torch.zeros(x.shape[0], 4, 4)
+        raw[:, 1:3, 1:3] = 1.0
+        return LowRes(raw=raw)
+
+
+def test_a_registered_explainer_appears_in_the_report(
+    quick_run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    root, _ = quick_run
+    torch.set_num_threads(1)
+    with registered("toy_centre", CentreCAM, label="Toy centre", outputs=("embedding",)):
+        report = run_benchmark(
+            data=root / "birds",
+            out=tmp_path / "toy",
+            profile="quick",
+            seed=0,
+            progress=False,
+            model_dir=root / "out" / "model",
+        )
+    assert "toy_centre" not in [s.name for s in bench_specs()]  # unregistered again
+    assert list(report["methods"])[-1] == "toy_centre"
+    on_disk = json.loads((tmp_path / "toy" / "report.json").read_text())
+    toy = on_disk["methods"]["toy_centre"]
+    assert toy["n_images"] == QUICK.eval_images
+    assert 0.0 < toy["bbox_ratio_mean"] <= 1.0
+    text = (tmp_path / "toy" / "report.md").read_text()
+    assert "| toy_centre | " in text
