@@ -37,7 +37,7 @@ def _embedding(output: Any, what: str) -> Tensor:
 def _anchors(anchor: Tensor, output: Tensor) -> Tensor:
     """Anchor vectors ``(D,)`` (one for the batch) or ``(B, D)`` on the output's device."""
     vectors = anchor.to(output.device, output.dtype)
-    if vectors.ndim == 1:
+    if vectors.ndim == 1 and vectors.shape[0] == output.shape[1]:
         vectors = vectors.expand_as(output)
     if vectors.shape != output.shape:
         raise ValueError(

@@ -56,9 +56,13 @@ def train(
     check_output_folder(out, overwrite=overwrite, inputs=(data,))  # before hours of training
     ds = load_any(data, purpose="train")
     extra = tuple(str(c) for c in ds.records.columns)
-    cfg = config or profile_config(
-        profile, attributes=parse_attribute_set(attributes, extra), backbone=backbone, seed=seed
-    )
+    letters = parse_attribute_set(attributes, extra)
+    if not letters and config is None:
+        raise UserInputError(
+            f"--attributes {attributes!r} names no attribute; a model needs at least one (its "
+            "no-visual fallback prices houses without a tile): e.g. G,Bed,Bath,T,A"
+        )
+    cfg = config or profile_config(profile, attributes=letters, backbone=backbone, seed=seed)
     if spec.train.needs_weights and weights is None and config is None:
         raise UserInputError(
             f"--profile {spec.name} needs ImageNet weights from a local file: pass "

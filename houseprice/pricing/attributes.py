@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from houseprice.errors import UserInputError
+
 LETTERS: dict[str, tuple[str, ...]] = {
     "G": ("latitude", "longitude"),
     "Bed": ("bedrooms",),
@@ -33,20 +35,39 @@ def set_name(letters: tuple[str, ...]) -> str:
     return ",".join(letters) if letters else "none"
 
 
+#: Columns that can never be attributes: the target, identifiers, geometry and files.
+NOT_ATTRIBUTES = frozenset(
+    ("price", "house_id", "geometry", "image", "mask", "sold_date", "latitude", "longitude")
+)
+
+
 def parse_attribute_set(text: str, extra_columns: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Parse ``"G,Bed,Bath,T,A"`` (or ``"none"``); unknown names raise a clear error."""
+    """Parse ``"G,Bed,Bath,T,A"`` into letters / extra column names; errors say what is wanted.
+
+    ``"none"`` (or an empty text) is the empty set: Table 2's visual-features-only row.
+
+    The target (``price``), the id, geometry and file columns can never be attributes (the
+    contract's raw columns are reached through their letters: G, Bed, Bath, T, A).
+    """
     text = text.strip()
-    if text.lower() in ("", "none"):
-        return ()
     items = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not items or [i.lower() for i in items] == ["none"]:
+        return ()  # visual features only (Table 2's "none" row)
+    forbidden = [s for s in items if s in NOT_ATTRIBUTES or s.lower() == "price"]
+    if forbidden:
+        raise UserInputError(
+            f"--attributes may not include {', '.join(forbidden)}: the target, ids, dates, "
+            "coordinates and file columns are not attributes (use the letters G and T for "
+            "location and sale time)"
+        )
     bad = [s for s in items if s not in LETTERS and s not in extra_columns]
     if bad:
-        raise ValueError(
+        raise UserInputError(
             f"unknown attribute(s) {', '.join(bad)}; use letters "
             f"{', '.join(LETTERS)} or numeric extra columns of the table"
         )
     if len(set(items)) != len(items):
-        raise ValueError(f"attribute set {text!r} names an attribute twice")
+        raise UserInputError(f"attribute set {text!r} names an attribute twice")
     return items
 
 

@@ -214,3 +214,16 @@ def test_a_registered_explainer_appears_in_the_report(
     assert 0.0 < toy["bbox_ratio_mean"] <= 1.0
     text = (tmp_path / "toy" / "report.md").read_text()
     assert "| toy_centre | " in text
+
+
+def test_report_renders_without_some_methods(quick_run: tuple[Path, dict[str, Any]]) -> None:
+    from houseprice.bench.claims import paper_claims
+
+    _, report = quick_run
+    methods = {k: v for k, v in report["methods"].items() if not k.startswith("gradcampp")}
+    partial = {**report, "methods": methods, "claims": paper_claims(methods, QUICK)}
+    text = render_markdown(partial)
+    assert "not measured" in text
+    assert "| gradcampp_top50 |" not in text
+    table1_bbox = next(line for line in text.splitlines() if line.startswith("| BBox |"))
+    assert table1_bbox.count("–") == 3  # the three Grad-CAM++ columns

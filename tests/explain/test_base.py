@@ -14,10 +14,12 @@ from houseprice.explain import (
     GradCAM,
     GradWeightDatabase,
     L2CAFConfig,
+    MethodSpec,
     TripletSampler,
     UniformCAM,
     class_proxies,
     make_explainer,
+    method_specs,
     normalize_maps,
     upsample,
 )
@@ -141,21 +143,34 @@ def test_uniform_is_ones_for_any_normalisation() -> None:
     torch.testing.assert_close(maps, torch.ones(2, 64, 64))
 
 
+def registry_keywords(spec: MethodSpec, reference: Tensor) -> dict:
+    """Keywords for what a registry entry says it needs (and may use)."""
+    labels = torch.arange(len(reference)) % 2
+    given = {
+        "sampler": TripletSampler(reference, labels),
+        "proxies": class_proxies(reference, labels),
+        "database": GradWeightDatabase.build(reference, torch.rand(len(reference), 32)),
+    }
+    kw = {k: v for k, v in given.items() if k in spec.needs}
+    return {**kw, "config": L2CAFConfig(max_iter=5)} if spec.name == "l2caf" else kw
+
+
 def test_registry_builds_every_method(planted_net: PlantedNet) -> None:
-    assert len(set(METHODS)) == len(METHODS) == 11
+    """Every registered method builds from what its entry declares it needs."""
+    specs = method_specs()
+    assert len(specs) == len(METHODS) == len(set(METHODS)) > 0
+    assert [s.name for s in specs] == list(METHODS)
     layer = planted_net.target_layer
     with torch.no_grad():
         reference = planted_net(images(8, 1))
-    extra = {
-        "sampled_gradcam": {"sampler": TripletSampler(reference, torch.arange(8) % 2)},
-        "sampled_gradcampp": {"sampler": TripletSampler(reference, torch.arange(8) % 2)},
-        "embeddingcam_mean": {"proxies": class_proxies(reference, torch.arange(8) % 2)},
-        "transfer": {"database": GradWeightDatabase.build(reference, torch.rand(8, 32))},
-        "l2caf": {"config": L2CAFConfig(max_iter=5)},
-    }
-    for name in METHODS:
-        explainer = make_explainer(name, planted_net, layer, **extra.get(name, {}))
-        assert isinstance(explainer, Explainer)
+    for spec in specs:
+        explainer = make_explainer(
+            spec.name, planted_net, layer, **registry_keywords(spec, reference)
+        )
+        assert isinstance(explainer, Explainer), spec.name
+        if spec.needs & {"sampler", "proxies", "database"}:
+            with pytest.raises((TypeError, ValueError)):
+                make_explainer(spec.name, planted_net, layer)  # a needed keyword is missing
     with pytest.raises(ValueError, match="unknown explainer"):
         make_explainer("gradcam++", planted_net, layer)
     with pytest.raises(ValueError, match="proxies"):

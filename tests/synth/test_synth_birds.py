@@ -57,6 +57,8 @@ def test_layout_is_valid_cub(quick: Path) -> None:
     assert meta["generator"]["version"] == "1" and meta["generator"]["image_px"] == 64
     assert (meta["n_classes"], meta["images_per_class"]) == (20, 6)
     assert len(meta["classes"]) == 20
+    manifest = json.loads((quick / "manifest.json").read_text())
+    assert manifest["format"] == "houseprice-synth-birds" and "dataset.json" in manifest["files"]
     assert not [p for p in quick.parent.iterdir() if p.name.startswith(".")]  # no temp left
 
 
@@ -130,7 +132,7 @@ def test_generation_is_deterministic_by_seed(tmp_path: Path) -> None:
     a = _tree_digest(sb.generate_birds(tmp_path / "a", seed=7, **kwargs))
     b = _tree_digest(sb.generate_birds(tmp_path / "b", seed=7, **kwargs))
     c = _tree_digest(sb.generate_birds(tmp_path / "c", seed=8, **kwargs))
-    assert a == b and len(a) == 4 * 3 * 2 + 6
+    assert a == b and len(a) == 4 * 3 * 2 + 7  # + 5 index files, dataset.json, manifest
     images = [k for k in a if k.startswith("images/")]
     assert all(a[k] != c[k] for k in images)
     # an image depends only on (seed, class, index), not on how many images are generated
@@ -146,7 +148,7 @@ def test_generation_is_deterministic_by_seed(tmp_path: Path) -> None:
 def test_overwrite_and_atomicity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     kwargs = {"n_classes": 2, "images_per_class": 2, "image_px": 32, "progress": False}
     out = sb.generate_birds(tmp_path / "d", seed=1, **kwargs)
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(FileExistsError, match="--overwrite"):
         sb.generate_birds(out, seed=2, **kwargs)
     before = _tree_digest(out)
     sb.generate_birds(out, seed=2, overwrite=True, **kwargs)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from houseprice.errors import UserInputError
+from houseprice.errors import OutputExistsError, UserInputError
 from houseprice.synth.city import (
     HOUSE_COLUMNS,
     ORACLE_COLUMNS,
@@ -60,7 +60,8 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def test_same_seed_gives_byte_identical_files(written: dict[str, Path]) -> None:
     a, b = _files(written["a"]), _files(written["b"])
-    assert len(a) == 3 * SMALL_N + 3  # tiles, masks, evidence + dataset.json, houses.csv, drivers
+    # tiles, masks, evidence + dataset.json, houses.csv, drivers, manifest.json
+    assert len(a) == 3 * SMALL_N + 4
     assert a.keys() == b.keys()
     different = [k for k in a if a[k] != b[k]]
     assert different == []
@@ -300,12 +301,17 @@ def test_refuses_to_overwrite_and_replaces_atomically(tmp_path: Path) -> None:
     out = tmp_path / "city"
     out.mkdir()
     (out / "keep.txt").write_text("user file")
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(OutputExistsError, match="--overwrite"):
         generate_city(out, n_houses=3, seed=0, config=SMALL, progress=False)
-    assert (out / "keep.txt").exists()
-    generate_city(out, n_houses=3, seed=0, config=SMALL, progress=False, overwrite=True)
-    assert not (out / "keep.txt").exists() and (out / "houses.csv").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["city"]  # no temp folders left
+    with pytest.raises(OutputExistsError, match="not written by houseprice"):
+        generate_city(out, n_houses=3, seed=0, config=SMALL, progress=False, overwrite=True)
+    assert (out / "keep.txt").read_text() == "user file"  # a folder it did not write is kept
+    mine = generate_city(tmp_path / "mine", n_houses=3, seed=0, config=SMALL, progress=False)
+    first = (mine / "houses.csv").read_bytes()
+    generate_city(mine, n_houses=3, seed=1, config=SMALL, progress=False, overwrite=True)
+    assert (mine / "houses.csv").read_bytes() != first
+    assert json.loads((mine / "manifest.json").read_text())["format"] == "houseprice-dataset"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["city", "mine"]  # no temp folders
 
 
 def test_bad_parameters_are_explained(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@
 
 from houseprice.data.houses.folder import (
     FolderSource,
+    check_tiles,
     load_any,
     load_dataset,
     read_dataset_meta,
@@ -41,6 +42,7 @@ __all__ = [
     "RecordsValidationError",
     "TileBatch",
     "TileSource",
+    "check_tiles",
     "load_any",
     "load_dataset",
     "load_records",

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from houseprice.data.houses.records import (
@@ -99,6 +100,25 @@ def load_dataset(folder: str | Path, *, purpose: Purpose = "any") -> Dataset:
 def load_any(path: str | Path, *, purpose: Purpose = "any") -> Dataset:
     """Load either a dataset folder or a bare table (its folder is then the root)."""
     return FolderSource(path).load(purpose=purpose)
+
+
+def check_tiles(ds: Dataset, size: int | None = None, *, progress: bool = False) -> None:
+    """Read every listed tile; raise one :class:`RecordsValidationError` naming each bad one."""
+    from houseprice.data.houses.records import Problem, RecordsValidationError
+
+    if ds.tiles is None:
+        return
+    listed = ds.tiles.available(ds.records).to_numpy(dtype=bool)
+    if not listed.any():
+        return
+    px = int(size or ds.meta.get("tile_px") or 64)
+    batch = ds.tiles.read(ds.records, px, progress=progress, warn=False)
+    problems = [
+        Problem(i + 1, "image", ds.records["image"].iloc[i], batch.reasons[i])
+        for i in np.flatnonzero(listed & ~batch.ok)
+    ]
+    if problems:
+        raise RecordsValidationError(ds.records.attrs.get("source", ds.root), problems)
 
 
 def summarize(ds: Dataset) -> dict[str, Any]:

@@ -63,23 +63,62 @@ class DatasetError(FormatError):
     """A dataset folder or its dataset.json is malformed."""
 
 
+def _first_non_utf8_line(path: Path) -> tuple[int, int, int]:
+    """(1-based line, 1-based byte column, byte value) of the first byte that is not UTF-8."""
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return lineno, e.start + 1, line[e.start]
+    return 0, 0, 0
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Every CSV cell as text; encoding, empty-file and ragged-row problems name the file."""
+    try:
+        # Everything as text first so validation sees the user's raw values.
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
+    except UnicodeDecodeError:
+        line, col, byte = _first_non_utf8_line(path)
+        raise UserInputError(
+            f"{path}: line {line} is not UTF-8 text (byte 0x{byte:02x} at byte {col}); "
+            "save the table as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`)"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise UserInputError(
+            f"{path}: the file is empty; expected a header row naming the columns "
+            "(data_specs/houses.md)"
+        ) from None
+    except pd.errors.ParserError as e:
+        raise UserInputError(
+            f"{path}: not a well-formed CSV table ({str(e).strip()}); every row needs as many "
+            "fields as the header"
+        ) from None
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV / Parquet / GeoParquet table without interpreting any values."""
     path = Path(path)
     if not path.exists():
         raise UserInputError(f"{path}: no such file")
+    if not path.is_file():
+        raise UserInputError(f"{path}: not a regular file (expected a CSV or Parquet table)")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        # Everything as text first so validation sees the user's raw values.
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        return _read_csv(path)
     if suffix in (".parquet", ".geoparquet", ".pq"):
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        meta = pq.read_schema(path).metadata or {}
-        if b"geo" in meta:
-            gdf = gpd.read_parquet(path)
-            return pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-        return pd.read_parquet(path)
+        try:
+            meta = pq.read_schema(path).metadata or {}
+            if b"geo" in meta:
+                gdf = gpd.read_parquet(path)
+                return pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+            return pd.read_parquet(path)
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise UserInputError(f"{path}: not a readable Parquet table ({e})") from None
     raise UserInputError(
         f"{path}: unsupported table format {suffix!r}; expected one of {', '.join(TABLE_SUFFIXES)}"
     )
@@ -120,6 +159,8 @@ def validate_frame(
 ) -> list[Problem]:
     """Check every contract rule on a raw frame; return all problems (empty list = valid)."""
     problems: list[Problem] = []
+    if len(df) == 0:
+        problems.append(Problem(None, "(rows)", None, "the table has a header but no rows"))
     required = {c.name for c in HOUSE_COLUMNS if c.required}
     if purpose == "train":
         required |= set(TRAIN_REQUIRED)
@@ -232,6 +273,7 @@ def records_frame(
     if problems:
         raise RecordsValidationError(source, problems)
     df = _coerce(raw)
+    warn_implausible(df, source)
     gdf = gpd.GeoDataFrame(
         df, geometry=gpd.points_from_xy(df["longitude"], df["latitude"]), crs="EPSG:4326"
     )
@@ -239,6 +281,32 @@ def records_frame(
     if root_path is not None:
         gdf.attrs["root"] = str(root_path)
     return gdf
+
+
+#: Values outside these ranges are legal but probably mistakes: they are warned about.
+PLAUSIBLE = {
+    "sold_date": (pd.Timestamp("1900-01-01"), pd.Timestamp.now() + pd.DateOffset(years=1)),
+    "area_sqft": (50.0, 200_000.0),
+    "price": (1_000.0, 1e10),
+}
+
+
+def warn_implausible(df: pd.DataFrame, source: str | Path) -> None:
+    """Warn (never refuse) about sale dates, areas and prices outside :data:`PLAUSIBLE`."""
+    import warnings
+
+    for col, (lo, hi) in PLAUSIBLE.items():
+        if col not in df.columns:
+            continue
+        v = df[col]
+        bad = np.flatnonzero(((v < lo) | (v > hi)).fillna(False).to_numpy(dtype=bool))
+        if len(bad):
+            rows = ", ".join(str(i + 1) for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
+            warnings.warn(
+                f"{source}: {len(bad)} row(s) have {col} outside the plausible range "
+                f"{lo} .. {hi} (rows {rows}); check the values or the units",
+                stacklevel=3,
+            )
 
 
 def load_records(

@@ -70,7 +70,11 @@ class FolderTiles(TileSource):
     def read(
         self, records: pd.DataFrame, size: int, *, progress: bool = False, warn: bool = True
     ) -> TileBatch:
-        return load_tiles(self.paths(records), size, progress=progress, warn=warn)
+        batch = load_tiles(self.paths(records), size, progress=progress, warn=warn)
+        # Reasons end up in output tables: name tiles relative to the dataset, not the disk.
+        prefix = str(self.root.resolve()) + "/"
+        batch.reasons = {i: r.replace(prefix, "") for i, r in batch.reasons.items()}
+        return batch
 
     def available(self, records: pd.DataFrame) -> pd.Series:
         if "image" not in records.columns:

@@ -7,7 +7,7 @@ every class's images (``images/``, JPEG) and masks (``segmentations/``, PNG), th
 generator, its config and every class's attributes. The output is readable by
 :func:`houseprice.data.cub.read_cub_index` (layout: ``data_specs/cub.md``), is a pure function
 of the config (per-image RNG streams) and is written atomically
-(:func:`houseprice.artifacts.atomic_directory`).
+(:func:`houseprice.artifacts.atomic_directory`, which adds the ``manifest.json`` of ownership).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from houseprice.synth.birds.render import render_image
 
 GENERATOR_NAME = "houseprice.synth.birds"
 GENERATOR_VERSION = "1"
+#: The ``manifest.json`` format of a synthetic-birds folder (houseprice wrote it).
+MANIFEST_KIND = "houseprice-synth-birds"
 
 #: The CUB index files, each a list of lines while the dataset is written.
 Index = dict[str, list[str]]
@@ -103,7 +105,7 @@ def write_birds(
     """Generate the dataset described by ``config`` into ``out_dir``; see :func:`generate_birds`."""
     config.validate()
     out = Path(out_dir).expanduser().absolute()
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, overwrite=overwrite, kind=MANIFEST_KIND) as tmp:
         classes = make_classes(config.n_classes, config.seed)
         index: Index = {
             "images.txt": [],
@@ -145,7 +147,8 @@ def generate_birds(
     Defaults are 200 classes x 60 images at 128 px (the profile sizes are in
     :mod:`houseprice.profiles`: ``get_profile("quick").birds`` is 20 x 6 at 64 px).
     Deterministic given the arguments. The folder is built in a temporary sibling and renamed
-    into place; an existing non-empty ``out_dir`` is an error unless ``overwrite``.
+    into place; an existing non-empty ``out_dir`` is an error unless ``overwrite``, and even
+    then it is replaced only if houseprice wrote it and nothing in it changed.
     """
     config = BirdsConfig(
         n_classes=n_classes, images_per_class=images_per_class, image_px=image_px, seed=seed

@@ -4,8 +4,9 @@ This module owns :func:`generate_city`: it simulates the city (``simulate``), pa
 (``render``) and writes the folder in the dataset contract (``data_specs/dataset.md``):
 ``dataset.json``, ``houses.csv``, ``tiles/``, ``masks/`` and the hidden ``truth/`` (drivers
 and per-tile evidence masks, never read by training code). The folder is built in a temporary
-sibling and renamed into place (:func:`houseprice.artifacts.atomic_directory`). Output is a
-pure function of (config, n_houses, seed, tile_px, tile_meters).
+sibling and renamed into place (:func:`houseprice.artifacts.atomic_directory`, which adds the
+``manifest.json`` of ownership). Output is a pure function of (config, n_houses, seed, tile_px,
+tile_meters).
 """
 
 from __future__ import annotations
@@ -137,8 +138,11 @@ def generate_city(
 ) -> Path:
     """Write the synthetic-city dataset folder (see module docstring) and return its path.
 
-    The folder is built in a temporary sibling and renamed into place; an existing non-empty
-    ``out_dir`` is an error unless ``overwrite=True``.
+    The folder is built in a temporary sibling and renamed into place, with a
+    ``manifest.json`` (format ``houseprice-dataset``) marking it as houseprice's. An existing
+    non-empty ``out_dir`` is an error unless ``overwrite=True``, and even then it is replaced
+    only if houseprice wrote it and nothing in it changed
+    (:func:`houseprice.artifacts.check_replaceable`).
     """
     cfg = config or CityConfig()
     out = Path(out_dir)
@@ -147,7 +151,7 @@ def generate_city(
     if not tile_meters > 0:
         raise UserInputError(f"tile_meters must be > 0, got {tile_meters}")
     cfg.check(tile_meters)
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+    with atomic_directory(out, overwrite=overwrite, kind=DATASET_FORMAT) as tmp:
         city = simulate_city(n_houses=n_houses, seed=seed, config=cfg)
         m_per_px = tile_meters / tile_px
         classes = render.render_classes(city.world, m_per_px)
