@@ -57,7 +57,8 @@ class Resources:
     model: nn.Module  # the raw-embedding net
     layer: nn.Module  # the explained layer
     head: Callable[[Tensor], Tensor]  # layer output -> raw embedding (fast L2-CAF)
-    top_m: int  # M, capped by the layer's channels
+    n_channels: int  # C, the explained layer's channels
+    top_m: int  # M, capped by C
     kmeans_k: int  # K, capped by the database size
     samplers: dict[str, TripletSampler]  # "all" (N_s valid triplets) and "single"
     proxies: tuple[Tensor, Tensor]  # test-class mean proxies (Bachhawat eq. 11-12)

@@ -116,6 +116,7 @@ def _resources(
         model=net.raw(),  # explainers see the unnormalised y (Bachhawat eq. 9, Taha §4.2)
         layer=net.target_layer,
         head=net.forward_head_raw,
+        n_channels=net.out_channels,
         top_m=min(prof.top_m, net.out_channels),
         kmeans_k=min(prof.kmeans_k, n_db),
         samplers=triplet_samplers(splits.test_emb, splits.test_labels, prof, seed),
@@ -137,6 +138,31 @@ def _eval_data(
         splits.train_set, db_idx, prof.batch_size, progress, "load train images"
     )
     return r1_hits, eval_batches, db_batches, len(db_idx)
+
+
+def _data_and_net(
+    data: Path | None,
+    cub: Path | None,
+    prof: BenchProfile,
+    model_dir: Path,
+    weights: Path | None,
+    seed: int,
+    device: str,
+    progress: bool,
+    timings: dict[str, float],
+) -> tuple[Path, str, EmbeddingNet, EmbeddingTrainConfig, Splits]:
+    """Resolve the data, train or load the net, embed both splits; records the timings."""
+    start = time.perf_counter()
+    root, dataset_name = resolve_data(data, cub, prof, seed, progress)
+    timings["data_seconds"] = time.perf_counter() - start
+    net, meta, timings["train_seconds"] = train_or_load(
+        root, prof, model_dir, weights, seed, device, progress
+    )
+    cfg = EmbeddingTrainConfig.from_dict(meta["config"])
+    start = time.perf_counter()
+    splits = embed_splits(net, root, cfg, seed, device, progress)
+    timings["embed_seconds"] = time.perf_counter() - start
+    return root, dataset_name, net, cfg, splits
 
 
 def run_benchmark(
@@ -172,17 +198,9 @@ def run_benchmark(
     out.mkdir(parents=True, exist_ok=True)
     wall = time.perf_counter()
     timings: dict[str, float] = {}
-
-    start = time.perf_counter()
-    root, dataset_name = resolve_data(data, cub, prof, seed, progress)
-    timings["data_seconds"] = time.perf_counter() - start
-    net, meta, timings["train_seconds"] = train_or_load(
-        root, prof, mdir, weights, seed, device, progress
+    root, name, net, cfg, splits = _data_and_net(
+        data, cub, prof, mdir, weights, seed, device, progress, timings
     )
-    cfg = EmbeddingTrainConfig.from_dict(meta["config"])
-    start = time.perf_counter()
-    splits = embed_splits(net, root, cfg, seed, device, progress)
-    timings["embed_seconds"] = time.perf_counter() - start
     r1_hits, eval_batches, db_batches, n_db = _eval_data(splits, prof, seed, progress)
 
     res = _resources(net, prof, splits, seed, n_db)
@@ -195,30 +213,28 @@ def run_benchmark(
     ]
     methods = build_methods(specs, res, prof, reruns)
 
-    n_channels = net.out_channels
     keep = set(range(min(prof.n_qualitative, len(r1_hits))))
     scored = explain_all(
         methods,
         eval_batches,
         features=feature_fn(net),
-        m_grid=[m for m in prof.m_grid if m < n_channels] + [n_channels],
+        m_grid=[m for m in prof.m_grid if m < res.n_channels] + [res.n_channels],
         size=cfg.image_size,
         keep=keep,
         device=device,
         progress=progress,
     )
     timings["explain_seconds"] = scored.seconds
-
     results = method_results(methods, scored, r1_hits, db_info)
     timings["total_seconds"] = time.perf_counter() - wall
     context = {"data_root": str(root), "seed": seed, "device": device, "model_dir": str(mdir)}
     sizes = {"eval": len(r1_hits), "database": n_db}
     report: dict[str, Any] = {
-        "dataset": dataset_name,
+        "dataset": name,
         "retrieval": splits.retrieval,
         "methods": results,
         "claims": paper_claims(results, prof),
-        "sensitivity_m": sensitivity(scored.sweep, r1_hits, n_channels),
+        "sensitivity_m": sensitivity(scored.sweep, r1_hits, res.n_channels),
         "setup": _setup(prof, net, cfg, splits, res, sizes, {**context, "timings": timings}),
     }
     report = finite(report)
