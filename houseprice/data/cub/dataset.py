@@ -28,6 +28,7 @@ from houseprice.data.cub.transforms import (
     random_resized_crop,
     resize,
 )
+from houseprice.errors import UserInputError
 
 Split = Literal["train", "test", "all"]
 ClassSplit = Literal["metric", "official"]
@@ -77,13 +78,13 @@ class CUBDataset(Dataset[dict[str, Any]]):
         segmentations: str | Path | None = None,
     ) -> None:
         if split not in ("train", "test", "all"):
-            raise ValueError(f"split must be 'train', 'test' or 'all'; got {split!r}")
+            raise UserInputError(f"split must be 'train', 'test' or 'all'; got {split!r}")
         if class_split not in ("metric", "official"):
-            raise ValueError(f"class_split must be 'metric' or 'official'; got {class_split!r}")
+            raise UserInputError(f"class_split must be 'metric' or 'official'; got {class_split!r}")
         if image_size < 1:
-            raise ValueError(f"image_size must be a positive int; got {image_size}")
+            raise UserInputError(f"image_size must be a positive int; got {image_size}")
         if not 0 <= mask_threshold <= 255:
-            raise ValueError(f"mask_threshold must be in [0, 255]; got {mask_threshold}")
+            raise UserInputError(f"mask_threshold must be in [0, 255]; got {mask_threshold}")
         index = read_cub_index(root, segmentations=segmentations)
         all_classes = sorted(index.attrs["class_names"])
         if split == "all":

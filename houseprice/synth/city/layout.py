@@ -52,10 +52,13 @@ class _StreetList:
 
 @dataclass
 class Layout:
+    """The city before building: streets, lots (rect, face, front verge), parks, water, highway
+    and the neighbourhood fields (price level, typical lot width, leafiness)."""
+
     streets: Streets
-    lot_rect: np.ndarray
-    lot_face: np.ndarray
-    lot_verge: np.ndarray
+    lot_rect: np.ndarray  # (L, 4)
+    lot_face: np.ndarray  # (L,) FACE_*
+    lot_verge: np.ndarray  # (L,) lot front to asphalt edge
     parks: np.ndarray
     waters: list[Band]
     highway: Band
@@ -138,8 +141,8 @@ def _waterways(rng: np.random.Generator, size: float, cfg: CityConfig) -> tuple[
 def _arterials(
     rng: np.random.Generator, size: float, cfg: CityConfig, streets: _StreetList
 ) -> list[list[float]]:
-    """Positions of the north-south (``[0]``) and east-west (``[1]``) arterials, added to
-    ``streets``."""
+    """Positions of the north-south (``[0]``) and east-west (``[1]``) arterials (also added to
+    ``streets``)."""
     a_row = cfg.arterial_row_m
     lines: list[list[float]] = []
     for _ in range(2):
@@ -280,8 +283,8 @@ def _lots(
 def _cut_back(
     lr: np.ndarray, face: np.ndarray, waters: list[Band], highway: Band, cfg: CityConfig
 ) -> np.ndarray:
-    """Shrink (in place) lots that touch the river bank or the highway verge; return which lots
-    are now clear (the others are dropped)."""
+    """Shrink, in place, the lots that touch the river bank or the highway verge; return which
+    lots are clear now (the rest are dropped)."""
 
     def clear(rects: np.ndarray) -> np.ndarray:
         return (_water_rect_distance(waters, rects) > cfg.bank_m + 1.0) & (

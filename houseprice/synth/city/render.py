@@ -1,12 +1,13 @@
 """Drawing the synthetic city's world into an RGB raster and a label raster.
 
-This module owns the look of the city: colours, the draw order, texture noise, shadows and
-anti-aliasing. One function (:func:`_paint`) issues every drawing call, in a fixed order, to a
-:class:`Painter` that either paints colours (plus a material map used for texture and shadows)
-or class ids, so the label mask and the picture come from the same geometry. The RGB world is
+This module owns the look of the city: colours, label classes, the draw order, texture
+strength per material, shadows and anti-aliasing. :func:`_paint` issues every drawing call, in
+a fixed order (one helper per layer), to a :class:`Painter` that either paints colours (plus a
+material map used for texture and shadows) or class ids, so the label mask and the picture come
+from the same geometry. The RGB world is
 painted in chunks at ``supersample`` times the output resolution and box-filtered down; texture
-noise is a hash of the global pixel position, so a point of the world has the same pixels in
-every tile that contains it (tiles are crops of the world raster).
+noise (``texture``) is a hash of the global pixel position, so a point of the world has the same
+pixels in every tile that contains it (tiles are crops of the world raster).
 """
 
 from __future__ import annotations

@@ -1,0 +1,175 @@
+"""Matching a user's column names to the house-record contract (data_specs/import.md).
+
+This module owns :func:`match_columns`: explicit ``contract=source`` pairs first, then
+case-insensitive automatic matching of common names (``SalePrice`` -> ``price``, ``Lat`` ->
+``latitude``, ``Gr_Liv_Area`` -> ``area_sqft`` ...). Names are compared after lower-casing and
+dropping everything that is not a letter or digit, so ``Sale Price``, ``sale_price`` and
+``SalePrice`` are the same name. The result says, per contract column, which source column
+feeds it and how it was found, so the CLI can print the mapping before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from houseprice.errors import UserInputError
+
+#: Contract columns the importer fills from a user's file, each with the names it recognises
+#: (normalised; the first alias found in the file wins). ``image``/``mask`` are never matched
+#: automatically: the importer writes them itself from ``--imagery``/``--tiles``.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "house_id": (
+        "houseid", "id", "parcelid", "pid", "parcel", "parcelnumber", "apn", "saleid",
+        "propertyid", "uid", "objectid", "fid",
+    ),
+    "latitude": ("latitude", "lat", "y", "northing", "pointy", "ycoord", "ycoordinate"),
+    "longitude": (
+        "longitude", "lon", "lng", "long", "x", "easting", "pointx", "xcoord", "xcoordinate",
+    ),
+    "bedrooms": ("bedrooms", "beds", "bed", "bedroom", "nbedrooms", "bedroomabvgr", "numbedrooms"),
+    "bathrooms": ("bathrooms", "baths", "bath", "bathroom", "nbathrooms", "numbathrooms"),
+    "sold_date": (
+        "solddate", "saledate", "date", "datesold", "sold", "saledt", "dateofsale", "salesdate",
+    ),
+    "area_sqft": (
+        "areasqft", "sqft", "area", "livingarea", "grlivarea", "sqftliving", "livingsqft",
+        "floorarea", "squarefeet", "sqfeet", "totalsqft",
+    ),
+    "price": ("price", "saleprice", "soldprice", "salesprice", "saleamount", "salesamount"),
+}  # fmt: skip
+
+#: Contract columns a user may name with ``--column`` (the importer writes image/mask itself).
+MAPPABLE = tuple(ALIASES)
+
+
+def normalise(name: str) -> str:
+    """The comparison form of a column name: lower case, letters and digits only."""
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
+@dataclass(frozen=True)
+class Match:
+    """One contract column and the source column that feeds it (``how``: explicit/auto)."""
+
+    contract: str
+    source: str
+    how: str  # "explicit" | "auto"
+
+
+@dataclass
+class ColumnMapping:
+    """The result of :func:`match_columns`: matched columns, extras and renamed extras."""
+
+    matches: dict[str, Match]
+    extras: list[str]  # source columns kept as attributes, in file order
+    renamed: dict[str, str] = field(default_factory=dict)  # extra source name -> kept name
+
+    def source_of(self, contract: str) -> str | None:
+        m = self.matches.get(contract)
+        return m.source if m else None
+
+    def explicit(self, contract: str) -> bool:
+        m = self.matches.get(contract)
+        return m is not None and m.how == "explicit"
+
+    def lines(self) -> list[str]:
+        """Human-readable mapping, one line per contract column (what the CLI prints)."""
+        out = []
+        for name in MAPPABLE:
+            m = self.matches.get(name)
+            out.append(
+                f"  {name:<10} <- {m.source!r} ({m.how})" if m else f"  {name:<10} <- (none)"
+            )
+        if self.extras:
+            kept = [self.renamed.get(c, c) for c in self.extras]
+            out.append(f"  extra columns kept as attributes: {', '.join(map(str, kept))}")
+        for src, new in self.renamed.items():
+            out.append(f"  {src!r} renamed to {new!r} (its name is a contract column)")
+        return out
+
+
+def parse_column_pairs(pairs: Iterable[str]) -> dict[str, str]:
+    """``["price=SalePrice", ...]`` (the CLI's ``--column``) as a ``{contract: source}`` dict."""
+    out: dict[str, str] = {}
+    for p in pairs:
+        contract, sep, source = str(p).partition("=")
+        if not sep or not contract.strip() or not source.strip():
+            raise UserInputError(f"--column {p!r}: expected contract=source, e.g. price=SalePrice")
+        out[contract.strip()] = source.strip()
+    return out
+
+
+def match_columns(
+    columns: Iterable[str],
+    explicit: Mapping[str, str] | None = None,
+    *,
+    origin: str = "records",
+    skip: Iterable[str] = (),
+) -> ColumnMapping:
+    """Map the file's ``columns`` to the contract.
+
+    ``explicit`` pairs (``{contract: source}``) win; every other contract column takes the
+    first of its :data:`ALIASES` found in the file (case and punctuation ignored). A source
+    column feeds at most one contract column. ``skip`` names columns never matched nor kept
+    (the geometry column). Raises :class:`UserInputError` for an unknown contract name or a
+    source column that is not in the file (listing the file's columns).
+    """
+    cols = [str(c) for c in columns]
+    skipped = {str(s) for s in skip}
+    available = [c for c in cols if c not in skipped]
+    explicit = dict(explicit or {})
+    listing = ", ".join(repr(c) for c in available)
+    matches: dict[str, Match] = {}
+    used: set[str] = set()
+    for contract, source in explicit.items():
+        if contract not in ALIASES:
+            raise UserInputError(
+                f"--column {contract}={source}: {contract!r} is not a contract column you can "
+                f"map (one of: {', '.join(MAPPABLE)})"
+            )
+        if source not in available:
+            raise UserInputError(
+                f"{origin}: --column {contract}={source}: no column {source!r} in the file "
+                f"(columns: {listing})"
+            )
+        if source in used:
+            raise UserInputError(f"--column: source column {source!r} is mapped twice")
+        matches[contract] = Match(contract, source, "explicit")
+        used.add(source)
+    by_norm: dict[str, str] = {}
+    for c in available:
+        by_norm.setdefault(normalise(c), c)  # first column of a normalised name wins
+    for contract, aliases in ALIASES.items():
+        if contract in matches:
+            continue
+        for alias in aliases:
+            source = by_norm.get(alias)
+            if source is not None and source not in used:
+                matches[contract] = Match(contract, source, "auto")
+                used.add(source)
+                break
+    extras = [c for c in available if c not in used]
+    reserved = set(ALIASES) | {"image", "mask", "geometry"}
+    renamed: dict[str, str] = {}
+    taken = set(extras)
+    for c in extras:
+        if c in reserved:
+            new = f"source_{c}"
+            while new in taken:
+                new = f"source_{new}"
+            renamed[c] = new
+            taken.add(new)
+    return ColumnMapping(matches=matches, extras=extras, renamed=renamed)
+
+
+__all__ = [
+    "ALIASES",
+    "MAPPABLE",
+    "ColumnMapping",
+    "Match",
+    "match_columns",
+    "normalise",
+    "parse_column_pairs",
+]
