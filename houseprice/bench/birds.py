@@ -32,10 +32,7 @@ from houseprice.vision.embedding import (
 
 
 def _generate_birds(root: Path, prof: BenchProfile, seed: int, progress: bool) -> None:
-    try:
-        from houseprice.synth.birds import generate_birds
-    except ImportError:  # the package-level name is being added by the synth split
-        from houseprice.synth.birds.generate import generate_birds
+    from houseprice.synth.birds import generate_birds  # lazy: only for a new --data folder
 
     generate_birds(
         root,

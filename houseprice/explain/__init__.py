@@ -43,6 +43,7 @@ from houseprice.explain.gradcam import (
     gradcam_weights,
     gradcampp_weights,
 )
+from houseprice.explain.gradweights import GradWeightDatabase, QueryResult
 from houseprice.explain.l2caf import L2CAF, L2CAFConfig
 from houseprice.explain.metrics import (
     box_iou,
@@ -79,7 +80,7 @@ from houseprice.explain.targets import (
     EmbeddingTarget,
     SimilarityTarget,
 )
-from houseprice.explain.transfer import GradWeightDatabase, QueryResult, WeightTransferCAM
+from houseprice.explain.transfer import WeightTransferCAM
 from houseprice.explain.uniform import UniformCAM
 
 __all__ = [

@@ -128,7 +128,7 @@ def explain_table(
     with atomic_directory(
         out, overwrite=overwrite, kind="houseprice-explanations", inputs=(model_dir, table)
     ) as tmp:
-        frame = model.predict_frame(ds.root, rec, device=device, progress=progress)
+        frame = model.predict_frame(rec, ds.tiles, device=device, progress=progress)
         frame["image"] = ds.tiles.describe(rec) if ds.tiles is not None else None
         frame["heatmap"] = None
         frame["overlay"] = None

@@ -100,7 +100,7 @@ def predict(
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
     model = HousePriceModel.load(model_dir)
     ds = load_any(table, purpose="predict")
-    frame = model.predict_frame(ds.root, ds.records, device=device, progress=progress)
+    frame = model.predict_frame(ds.records, ds.tiles, device=device, progress=progress)
     n_fallback = int((~frame["used_visual"]).sum())
     if model.featurizer is not None and n_fallback:
         warnings.warn(

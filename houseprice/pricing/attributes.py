@@ -111,7 +111,7 @@ def time_split(records: pd.DataFrame, train_fraction: float = 0.6) -> tuple[np.n
     """Sort by sold_date (stable, ties by house_id) and cut: first 60% train, rest test."""
     if records["sold_date"].isna().any():
         n = int(records["sold_date"].isna().sum())
-        raise ValueError(f"{n} rows have no sold_date; the time split needs every sale date")
+        raise UserInputError(f"{n} rows have no sold_date; the time split needs every sale date")
     order = np.lexsort(
         (
             records["house_id"].astype(str).to_numpy(),
@@ -120,5 +120,20 @@ def time_split(records: pd.DataFrame, train_fraction: float = 0.6) -> tuple[np.n
     )
     n_train = int(np.floor(len(records) * train_fraction))
     if n_train < 2 or len(records) - n_train < 1:
-        raise ValueError(f"{len(records)} rows are too few for a {train_fraction:.0%} time split")
+        raise UserInputError(
+            f"{len(records)} rows are too few for a {train_fraction:.0%} time split"
+        )
     return np.sort(order[:n_train]), np.sort(order[n_train:])
+
+
+def visual_columns(dim: int) -> list[str]:
+    """Names of the ``dim`` visual-feature columns: ``vf0 … vf{dim-1}``."""
+    return [f"vf{i}" for i in range(dim)]
+
+
+def with_visual(x_attr: pd.DataFrame, feats: np.ndarray) -> pd.DataFrame:
+    """The attribute frame plus visual-feature columns ``(N, d)`` (NaN where no tile)."""
+    x = x_attr.copy()
+    for name, col in zip(visual_columns(feats.shape[1]), feats.T, strict=True):
+        x[name] = col
+    return x

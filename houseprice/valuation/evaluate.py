@@ -21,10 +21,11 @@ from houseprice.pricing.attributes import (
     attribute_frame,
     set_name,
     time_split,
+    with_visual,
 )
 from houseprice.pricing.metrics import mape, median_ape, within_pct_accuracy
 from houseprice.pricing.regressor import comparison_regressors
-from houseprice.valuation.model import HousePriceModel, _with_visual
+from houseprice.valuation.model import HousePriceModel
 
 TRUTH_EXCLUDE = ("house_id", "visual_log_premium")
 
@@ -62,7 +63,7 @@ def split_features(
         pos = {h: i for i, h in enumerate(model.train_ids)}
         feats[tr] = model.train_features[[pos[h] for h in ids[tr]]]
         feats[te], _ = model.visual_features(
-            dataset.root, rec.iloc[te], device=device, progress=progress
+            rec.iloc[te], dataset.tiles, device=device, progress=progress
         )
     return tr, te, feats
 
@@ -109,14 +110,14 @@ def evaluate(
         row: dict[str, float | None] = {}
         if letters:
             row["without_visual"], pred_nv = _fit_score(
-                model.config.regressor.build(seed), x.iloc[tr], y_tr, x.iloc[te], y_te
+                model.config.build_regressor(), x.iloc[tr], y_tr, x.iloc[te], y_te
             )
         else:
             row["without_visual"], pred_nv = baseline, None  # mean (geometric) price
         if has_visual:
-            xv = _with_visual(x, feats)
+            xv = with_visual(x, feats)
             row["with_visual"], pred = _fit_score(
-                model.config.regressor.build(seed), xv.iloc[tr], y_tr, xv.iloc[te], y_te
+                model.config.build_regressor(), xv.iloc[tr], y_tr, xv.iloc[te], y_te
             )
             row["lift"] = row["with_visual"] - row["without_visual"]
             if letters == FULL_SET:
@@ -127,7 +128,7 @@ def evaluate(
                 main_pred = pred_nv
         table[set_name(letters)] = row
     x_full = attribute_frame(rec, FULL_SET)
-    x_main = _with_visual(x_full, feats) if has_visual else x_full
+    x_main = with_visual(x_full, feats) if has_visual else x_full
     regressors: dict[str, float] = {}
     if with_regressors:
         for name, reg in tqdm(
@@ -167,9 +168,7 @@ def evaluate(
             [x_full.reset_index(drop=True), drivers.astype("float64").reset_index(drop=True)],
             axis=1,
         )
-        acc_o, _ = _fit_score(
-            model.config.regressor.build(seed), xo.iloc[tr], y_tr, xo.iloc[te], y_te
-        )
+        acc_o, _ = _fit_score(model.config.build_regressor(), xo.iloc[tr], y_tr, xo.iloc[te], y_te)
         base = table[set_name(FULL_SET)]["without_visual"]
         assert base is not None
         oracle: dict[str, Any] = {

@@ -124,20 +124,29 @@ def load_backbone_weights(backbone: Backbone, path: str | Path) -> list[str]:
     arbitrary objects). torchvision key names (``conv1``, ``layer1`` …) are mapped onto ours;
     the classifier ``fc.*`` is ignored. Missing trunk keys are an error.
     """
+    from houseprice.errors import UserInputError
+
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(
+    if not path.is_file():
+        raise UserInputError(
             f"weights file {path} not found (weights are never downloaded; "
             "pass a local torchvision state dict or .safetensors file)"
         )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and "state_dict" in state:
+                state = state["state_dict"]
+    except Exception as e:  # any parse failure of a user file is the user's to fix
+        raise UserInputError(
+            f"{path}: not a readable state dict ({type(e).__name__}: {str(e)[:200]})"
+        ) from e
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise UserInputError(f"{path}: expected a state dict of tensors (name -> tensor)")
     mapped: dict[str, Tensor] = {}
     ignored: list[str] = []
     for k, v in state.items():
@@ -151,12 +160,12 @@ def load_backbone_weights(backbone: Backbone, path: str | Path) -> list[str]:
     try:
         missing, unexpected = backbone.load_state_dict(mapped, strict=False)
     except RuntimeError as e:  # shape mismatches
-        raise ValueError(
+        raise UserInputError(
             f"{path}: weights do not fit backbone {backbone.config.name!r} "
             f"({str(e).splitlines()[1].strip()})"
         ) from e
     if missing:
-        raise ValueError(
+        raise UserInputError(
             f"{path}: weights do not fit backbone {backbone.config.name!r}; "
             f"missing {len(missing)} keys, e.g. {missing[:3]}"
         )

@@ -42,6 +42,8 @@ class VisualFeaturizer(BaseEstimator):
         seed: fold assignment and net ``k``'s training seed (``seed + k``).
         device: where the nets train (``cpu``, ``cuda[:N]`` or ``auto``).
         progress: show progress bars.
+        weights: a local backbone weights file loaded into every net before training
+            (:func:`~houseprice.vision.backbones.load_backbone_weights`); None = random init.
 
     Attributes (after :meth:`fit`):
         models_: the nets (on ``device``).
@@ -59,6 +61,7 @@ class VisualFeaturizer(BaseEstimator):
         seed: int = 0,
         device: str = "cpu",
         progress: bool = False,
+        weights: str | None = None,
     ) -> None:
         self.config = config
         self.training = training
@@ -66,6 +69,7 @@ class VisualFeaturizer(BaseEstimator):
         self.seed = seed
         self.device = device
         self.progress = progress
+        self.weights = weights
 
     @property
     def feature_dim(self) -> int:
@@ -116,6 +120,7 @@ class VisualFeaturizer(BaseEstimator):
             device=device,
             progress=self.progress,
             desc=desc,
+            weights=self.weights,
         )
 
     def _fit_naive(

@@ -10,7 +10,7 @@ import pytest
 import torch
 from explain_nets import PlantedNet, images
 
-import houseprice.explain.transfer as transfer
+import houseprice.explain.neighbours as neighbours
 from houseprice.explain import (
     GradWeightDatabase,
     SampledGradCAM,
@@ -144,7 +144,7 @@ def test_scikit_learn_fallback_matches_faiss(monkeypatch: pytest.MonkeyPatch) ->
     expected = torch.cdist(torch.nn.functional.normalize(queries), db.embeddings).argmin(dim=1)
     found = db.query(queries)
     assert found.indices.tolist() == expected.tolist()
-    monkeypatch.setattr(transfer, "_faiss", lambda: None)
+    monkeypatch.setattr(neighbours, "_faiss", lambda: None)
     fallback = GradWeightDatabase.build(data, db.dense_weights(), top_m=3)
     assert fallback.backend == "sklearn-exact"
     assert fallback.query(queries).indices.tolist() == expected.tolist()

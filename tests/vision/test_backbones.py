@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from houseprice.errors import UserInputError
 from houseprice.vision.backbones import build_backbone
 
 
@@ -23,7 +24,7 @@ def test_backbone_features_and_weights_file(tmp_path: Path, name: str) -> None:
     again = build_backbone(name, weights=tmp_path / "w.safetensors")
     for (k, v), (_, w) in zip(net.state_dict().items(), again.state_dict().items(), strict=True):
         assert torch.equal(v, w), k
-    with pytest.raises(FileNotFoundError, match="never downloaded"):
+    with pytest.raises(UserInputError, match="never downloaded"):
         build_backbone(name, weights=tmp_path / "nope.pth")
 
 

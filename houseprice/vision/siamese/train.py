@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from houseprice.vision.backbones import load_backbone_weights
 from houseprice.vision.siamese.model import RankSiamese, SiameseConfig, fit_normalisation
 
 
@@ -287,13 +289,15 @@ def fit_siamese(
     device: torch.device | str = "cpu",
     progress: bool = False,
     desc: str = "siamese",
+    weights: str | Path | None = None,
 ) -> FitResult:
     """Train a rank-siamese model on tiles ``(N, H, W, 3)`` uint8 and targets ``(N,)``.
 
     ``targets`` are compared pairwise (log price, or any score to rank by); ``(N, 2)`` adds
     the auxiliary head's target (``training.aux_weight > 0``). ``match`` is an optional
     ``(N, k)`` attribute matrix for matched partners (NaN-free). A random ``val_fraction`` of
-    rows is held out for early stopping on pair accuracy.
+    rows is held out for early stopping on pair accuracy. ``weights`` is a local backbone
+    weights file loaded before training (after the random initialisation, which it replaces).
     """
     from tqdm.auto import tqdm
 
@@ -311,7 +315,10 @@ def fit_siamese(
     tiles_t = torch.from_numpy(np.ascontiguousarray(tiles))
     targets = _check_targets(targets, cfg)
     main = targets if targets.ndim == 1 else targets[:, 0]
-    model = RankSiamese(config).to(device)
+    model = RankSiamese(config)
+    if weights is not None:
+        load_backbone_weights(model.backbone, weights)
+    model = model.to(device)
     fit_normalisation(model, tiles_t[tr])
     opt, sched = _optimiser(model, cfg)
     neigh = (

@@ -1,0 +1,247 @@
+"""The model folder on disk: written atomically, read only after every check has passed.
+
+Layout (format ``houseprice-model``, version 2)::
+
+    manifest.json               format, version, SHA-256 of every file below (artifacts.py)
+    model.json                  config, attribute set, feature names, train ids, info
+    regressor_no_visual.txt     LightGBM text: attributes only (fallback)
+    regressor.txt               LightGBM text: attributes + visual features   (with tiles)
+    siamese.safetensors         the cross-fitted nets, alignments, OOF train features
+    gradweights.safetensors/.json  the explanation database (houseprice.valuation.gradweights)
+
+Loading trusts nothing: the manifest must list exactly the required files with matching
+digests (names confined to the folder), ``model.json`` must match :data:`MODEL_JSON_SCHEMA`
+(unknown keys refused), the configs must rebuild, the LightGBM texts must pass
+:func:`houseprice.pricing.lgbm_text.check_model_text` before LightGBM parses them, and the
+tensors must fit the configured nets. Every failure is a :class:`FormatError` naming the file.
+No pickle is ever involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from houseprice import __version__
+from houseprice.artifacts import (
+    atomic_directory,
+    atomic_write_json,
+    read_json_object,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
+from houseprice.errors import FormatError
+from houseprice.pricing.lgbm_text import check_model_text
+from houseprice.pricing.regressor import PriceRegressor
+from houseprice.valuation.config import TrainConfig
+from houseprice.vision.features import VisualFeaturizer
+
+if TYPE_CHECKING:
+    from houseprice.valuation.model import HousePriceModel
+
+MODEL_FORMAT = "houseprice-model"
+MODEL_FORMAT_VERSION = 2  # 2: manifest.json; config.siamese (architecture) + .siamese_training
+HINT = "create one with `houseprice train` (older model folders must be retrained)"
+
+_STR_LIST = {"type": "array", "items": {"type": "string"}}
+MODEL_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        "format",
+        "format_version",
+        "versions",
+        "config",
+        "attributes",
+        "feature_names",
+        "tile_px",
+        "tile_meters",
+        "n_visual_models",
+        "train_ids",
+        "info",
+    ],
+    "properties": {
+        "format": {"const": MODEL_FORMAT},
+        "format_version": {"const": MODEL_FORMAT_VERSION},
+        "versions": {"type": "object", "additionalProperties": {"type": "string"}},
+        "config": {"type": "object"},
+        "attributes": _STR_LIST,
+        "feature_names": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["no_visual", "visual"],
+            "properties": {"no_visual": _STR_LIST, "visual": _STR_LIST},
+        },
+        "tile_px": {"type": ["integer", "null"], "minimum": 1},
+        "tile_meters": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        "n_visual_models": {"type": "integer", "minimum": 0, "maximum": 64},
+        "train_ids": _STR_LIST,
+        "info": {"type": "object"},
+    },
+}
+
+
+def _versions() -> dict[str, str]:
+    import lightgbm
+    import sklearn
+
+    return {
+        "houseprice": __version__,
+        "torch": torch.__version__,
+        "lightgbm": lightgbm.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+def _write_visual(model: HousePriceModel, tmp: Path) -> list[str]:
+    from safetensors.torch import save_file
+
+    assert model.featurizer is not None and model.regressor is not None
+    assert model.train_features is not None
+    tensors = model.featurizer.state_tensors()
+    tensors["train_features"] = torch.from_numpy(model.train_features)
+    save_file(tensors, str(tmp / "siamese.safetensors"))
+    model.regressor.save_model(tmp / "regressor.txt")
+    return ["siamese.safetensors", "regressor.txt"]
+
+
+def save_model(
+    model: HousePriceModel,
+    folder: str | Path,
+    *,
+    overwrite: bool = False,
+    extra_writer: Callable[[Path], list[str]] | None = None,
+    inputs: tuple[str | Path, ...] = (),
+) -> Path:
+    """Write the model folder atomically; ``extra_writer`` adds files (the grad-weight DB)."""
+    folder = Path(folder)
+    with atomic_directory(folder, overwrite=overwrite, kind=MODEL_FORMAT, inputs=inputs) as tmp:
+        model.regressor_no_visual.save_model(tmp / "regressor_no_visual.txt")
+        files = ["regressor_no_visual.txt"]
+        if model.featurizer is not None and model.regressor is not None:
+            files += _write_visual(model, tmp)
+        if extra_writer is not None:
+            files += extra_writer(tmp)
+        info = dict(model.info)
+        info.pop("folder", None)  # where it was loaded from: not part of the model
+        if model.config.weights is not None:
+            info["weights_sha256"] = sha256_file(model.config.weights)
+        meta = {
+            "format": MODEL_FORMAT,
+            "format_version": MODEL_FORMAT_VERSION,
+            "versions": _versions(),
+            "config": model.config.to_dict(),
+            "attributes": list(model.config.attributes),
+            "feature_names": {
+                "no_visual": model.attribute_columns,
+                "visual": model.attribute_columns + model.visual_columns,
+            },
+            "tile_px": model.tile_px,
+            "tile_meters": model.tile_meters,
+            "n_visual_models": len(model.featurizer.models_) if model.featurizer else 0,
+            "train_ids": model.train_ids,
+            "info": info,
+        }
+        atomic_write_json(tmp / "model.json", meta)
+        write_manifest(
+            tmp, kind=MODEL_FORMAT, version=MODEL_FORMAT_VERSION, files=[*files, "model.json"]
+        )
+    return folder
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    import jsonschema
+
+    read_manifest(
+        folder,
+        kind=MODEL_FORMAT,
+        version=MODEL_FORMAT_VERSION,
+        required=("model.json", "regressor_no_visual.txt"),
+        hint=HINT,
+    )
+    meta = read_json_object(folder / "model.json", "model metadata")
+    errors = sorted(
+        jsonschema.Draft202012Validator(MODEL_JSON_SCHEMA).iter_errors(meta),
+        key=lambda e: list(e.path),
+    )
+    if errors:
+        e = errors[0]
+        where = "/".join(map(str, e.path)) or "(top level)"
+        raise FormatError(f"{folder / 'model.json'}: {where}: {e.message}")
+    return meta
+
+
+def _load_regressor(path: Path, names: list[str], params: dict[str, Any]) -> PriceRegressor:
+    try:
+        check_model_text(path.read_text(encoding="utf-8"), len(names))
+        return PriceRegressor.load_model(path, names, params=params)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise FormatError(f"{path}: not a valid LightGBM model for this folder ({e})") from e
+    except Exception as e:  # lightgbm.basic.LightGBMError and friends
+        raise FormatError(f"{path}: LightGBM could not read it ({e})") from e
+
+
+def _load_visual(
+    folder: Path, meta: dict[str, Any], config: TrainConfig
+) -> tuple[VisualFeaturizer, np.ndarray]:
+    from safetensors.torch import load_file
+
+    path = folder / "siamese.safetensors"
+    try:
+        tensors = load_file(str(path))
+        feats = tensors.pop("train_features").numpy()
+        featurizer = VisualFeaturizer.from_state_tensors(
+            tensors,
+            config=config.siamese,
+            training=config.siamese_training,
+            n_models=meta["n_visual_models"],
+            n_folds=config.n_folds,
+        )
+    except (KeyError, RuntimeError, ValueError, OSError) as e:
+        raise FormatError(
+            f"{path}: the tensors do not fit the configured nets ({str(e).splitlines()[0][:300]})"
+        ) from e
+    if feats.shape != (len(meta["train_ids"]), config.siamese.feature_dim):
+        raise FormatError(f"{path}: train_features shape {feats.shape} does not fit model.json")
+    return featurizer, feats
+
+
+def load_model(folder: str | Path) -> HousePriceModel:
+    """Load a model folder after checking manifest, schema, configs, LightGBM texts, tensors."""
+    from houseprice.valuation.model import HousePriceModel
+
+    folder = Path(folder)
+    meta = _read_meta(folder)
+    config = TrainConfig.from_dict(meta["config"])
+    names = meta["feature_names"]
+    params = config.build_regressor().get_params()
+    no_visual = _load_regressor(folder / "regressor_no_visual.txt", names["no_visual"], params)
+    featurizer = regressor = train_features = None
+    if meta["n_visual_models"]:
+        manifest = read_json_object(folder / "manifest.json", "manifest")
+        missing = {"siamese.safetensors", "regressor.txt"} - set(manifest["files"])
+        if missing:
+            raise FormatError(f"{folder}: a model with visual features lacks {sorted(missing)}")
+        featurizer, train_features = _load_visual(folder, meta, config)
+        regressor = _load_regressor(folder / "regressor.txt", names["visual"], params)
+    model = HousePriceModel(
+        config=config,
+        featurizer=featurizer,
+        regressor=regressor,
+        regressor_no_visual=no_visual,
+        tile_px=meta["tile_px"],
+        tile_meters=meta["tile_meters"],
+        train_ids=list(meta["train_ids"]),
+        train_features=train_features,
+        info=dict(meta["info"]),
+    )
+    expected = model.attribute_columns
+    if names["no_visual"] != expected or names["visual"] != expected + model.visual_columns:
+        raise FormatError(f"{folder / 'model.json'}: feature_names do not fit the attribute set")
+    model.info["folder"] = str(folder)
+    return model
