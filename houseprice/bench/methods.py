@@ -31,6 +31,7 @@ from houseprice.explain import (
     Variant,
     get_method,
     methods_for,
+    report_order,
 )
 
 #: What the benchmark can give an explainer (see ``houseprice.explain.registry.Need``).
@@ -80,8 +81,8 @@ def triplet_samplers(
 
 
 def bench_specs() -> tuple[MethodSpec, ...]:
-    """Registered methods the benchmark can run, in registration order."""
-    return methods_for("embedding", have=AVAILABLE, labels=True)
+    """Registered methods the benchmark can run, in report order (``report_rank``)."""
+    return report_order(methods_for("embedding", have=AVAILABLE, labels=True))
 
 
 def _target(spec: MethodSpec) -> Callable[[Batch], Any]:

@@ -65,6 +65,7 @@ from houseprice.explain.registry import (
     methods_for,
     register,
     registered,
+    report_order,
     unregister,
 )
 from houseprice.explain.sampled import (
@@ -128,6 +129,7 @@ __all__ = [
     "normalize_maps",
     "register",
     "registered",
+    "report_order",
     "threshold_sweep",
     "top_m_weights",
     "unregister",

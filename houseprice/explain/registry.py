@@ -45,6 +45,7 @@ Need = Literal["sampler", "proxies", "database", "head", "gradients"]
 #: (``None`` = arg-max).
 TargetKind = Literal["none", "labels", "anchors", "classes"]
 KEYWORD_NEEDS: frozenset[str] = frozenset({"sampler", "proxies", "database", "head"})
+DEFAULT_RANK = 100  # a new method's benchmark rows come after the built-ins'
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class Variant:
     transfer: TransferSource | None = None
     reruns: bool = False
     sweep: bool = False
-    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     def report_key(self, *, top_m: int, kmeans_k: int) -> str:
         """``key`` with ``{M}`` and ``{K}`` filled in."""
@@ -100,6 +101,7 @@ class MethodSpec:
     target: TargetKind = "none"
     variants: tuple[Variant, ...] = ()
     paper: str = ""
+    report_rank: int = DEFAULT_RANK  # benchmark row position (ascending, ties: registration)
 
     def explains(self, output: Output) -> bool:
         return output in self.outputs
@@ -132,12 +134,15 @@ def register(
     target: TargetKind = "none",
     variants: Sequence[Variant] | None = None,
     paper: str = "",
+    report_rank: int = DEFAULT_RANK,
     replace: bool = False,
 ) -> MethodSpec:
     """Add a method. ``factory(model, target_layer, **keywords) -> Explainer``.
 
     ``variants=None`` runs the method once in benchmarks, under its own name; ``()`` never.
-    A name already registered is an error unless ``replace=True``.
+    ``report_rank`` places its rows in benchmark reports (ascending; ties keep the
+    registration order; the built-ins use 0-62). A name already registered is an error unless
+    ``replace=True``.
     """
     if not name or not name.isidentifier():
         raise ValueError(f"method name must be a non-empty identifier, got {name!r}")
@@ -157,6 +162,7 @@ def register(
         target=target,
         variants=(Variant(key=name, label=label),) if variants is None else tuple(variants),
         paper=paper,
+        report_rank=report_rank,
     )
     _REGISTRY[name] = spec
     return spec
@@ -196,6 +202,11 @@ def get_method(name: str) -> MethodSpec:
 def method_specs() -> tuple[MethodSpec, ...]:
     """Every entry, in registration order."""
     return tuple(_REGISTRY.values())
+
+
+def report_order(specs: Iterable[MethodSpec]) -> tuple[MethodSpec, ...]:
+    """``specs`` sorted by ``report_rank`` (stable: ties keep their order)."""
+    return tuple(sorted(specs, key=lambda spec: spec.report_rank))
 
 
 def methods_for(
@@ -314,37 +325,38 @@ def _embeddingcam_variants(proxy: str) -> tuple[Variant, ...]:
     )
 
 
+# Registration order is the order of METHODS (stable since v0.1); report_rank orders the
+# benchmark rows as in Chen Table 1: baselines, sampled, transfer, then Bachhawat and Taha.
 _BUILTINS: tuple[dict[str, Any], ...] = (
-    # classifier Grad-CAMs: class targets, so not run on an embedding net
     dict(name="gradcam", factory=GradCAM, label="Grad-CAM", outputs=("logits",),
          needs=("gradients",), target="classes", paper="Chen eq. 2-4"),
     dict(name="gradcampp", factory=GradCAMPlusPlus, label="Grad-CAM++", outputs=("logits",),
          needs=("gradients",), target="classes", paper="Chattopadhyay eq. 19"),
-    # the order from here on is the benchmark report's row order
-    dict(name="uniform", factory=UniformCAM, label="Uniform", outputs=("logits", "embedding"),
-         paper="Chen baseline 1"),
+    dict(name="gradcam_vanilla", factory=RetrievalGradCAM, label="retrieval Grad-CAM",
+         outputs=("embedding",), needs=("gradients",), paper="Taha eq. 6", report_rank=60),
+    dict(name="gradcam_abs", factory=GradCAMAbs, label="Grad-CAM-abs", outputs=("embedding",),
+         needs=("gradients",), paper="Taha eq. 7", report_rank=61),
     dict(name="sampled_gradcam", factory=SampledGradCAM, label="sampled Grad-CAM",
          outputs=("embedding",), needs=("sampler", "gradients"), target="anchors",
-         variants=_sampled_variants("gradcam"), paper="Chen §3.2"),
+         variants=_sampled_variants("gradcam"), paper="Chen §3.2", report_rank=10),
     dict(name="sampled_gradcampp", factory=SampledGradCAMPlusPlus, label="sampled Grad-CAM++",
          outputs=("embedding",), needs=("sampler", "gradients"), target="anchors",
-         variants=_sampled_variants("gradcampp"), paper="Chen §3.2"),
-    dict(name="transfer", factory=WeightTransferCAM, label="weight transfer",
-         outputs=("embedding",), needs=("database",), variants=_transfer_variants(),
-         paper="Chen §3.3"),
+         variants=_sampled_variants("gradcampp"), paper="Chen §3.2", report_rank=11),
     dict(name="embeddingcam_point", factory=EmbeddingCAM, label="EmbeddingCAM (point proxy)",
          outputs=("embedding",), needs=("gradients",), variants=_embeddingcam_variants("point"),
-         paper="Bachhawat eq. 9, 12"),
+         paper="Bachhawat eq. 9, 12", report_rank=50),
     dict(name="embeddingcam_mean", factory=_embeddingcam_mean, label="EmbeddingCAM (mean proxy)",
          outputs=("embedding",), needs=("proxies", "gradients"), target="labels",
-         variants=_embeddingcam_variants("mean"), paper="Bachhawat eq. 9, 11"),
-    dict(name="gradcam_vanilla", factory=RetrievalGradCAM, label="retrieval Grad-CAM",
-         outputs=("embedding",), needs=("gradients",), paper="Taha eq. 6"),
-    dict(name="gradcam_abs", factory=GradCAMAbs, label="Grad-CAM-abs", outputs=("embedding",),
-         needs=("gradients",), paper="Taha eq. 7"),
+         variants=_embeddingcam_variants("mean"), paper="Bachhawat eq. 9, 11", report_rank=51),
     dict(name="l2caf", factory=L2CAF, label="L2-CAF", outputs=("logits", "embedding"),
-         needs=("gradients",), uses=("head",), paper="Taha eq. 1-3"),
+         needs=("gradients",), uses=("head",), paper="Taha eq. 1-3", report_rank=62),
+    dict(name="transfer", factory=WeightTransferCAM, label="weight transfer",
+         outputs=("embedding",), needs=("database",), variants=_transfer_variants(),
+         paper="Chen §3.3", report_rank=20),
+    dict(name="uniform", factory=UniformCAM, label="Uniform", outputs=("logits", "embedding"),
+         paper="Chen baseline 1", report_rank=0),
 )  # fmt: skip
 
 for _entry in _BUILTINS:
     register(**_entry)
+del _entry

@@ -20,8 +20,9 @@ No pickle is ever involved.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,9 +41,6 @@ from houseprice.pricing.lgbm_text import check_model_text
 from houseprice.pricing.regressor import PriceRegressor
 from houseprice.valuation.config import TrainConfig
 from houseprice.vision.features import VisualFeaturizer
-
-if TYPE_CHECKING:
-    from houseprice.valuation.model import HousePriceModel
 
 MODEL_FORMAT = "houseprice-model"
 MODEL_FORMAT_VERSION = 2  # 2: manifest.json; config.siamese (architecture) + .siamese_training
@@ -98,20 +96,36 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _write_visual(model: HousePriceModel, tmp: Path) -> list[str]:
+@dataclass
+class ModelParts:
+    """What a model folder holds, as objects (``HousePriceModel`` is built from these)."""
+
+    config: TrainConfig
+    regressor_no_visual: PriceRegressor
+    regressor: PriceRegressor | None = None
+    featurizer: VisualFeaturizer | None = None
+    train_features: np.ndarray | None = None  # (N_train, d)
+    train_ids: list[str] = field(default_factory=list)
+    tile_px: int | None = None
+    tile_meters: float | None = None
+    feature_names: dict[str, list[str]] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _write_visual(parts: ModelParts, tmp: Path) -> list[str]:
     from safetensors.torch import save_file
 
-    assert model.featurizer is not None and model.regressor is not None
-    assert model.train_features is not None
-    tensors = model.featurizer.state_tensors()
-    tensors["train_features"] = torch.from_numpy(model.train_features)
+    assert parts.featurizer is not None and parts.regressor is not None
+    assert parts.train_features is not None
+    tensors = parts.featurizer.state_tensors()
+    tensors["train_features"] = torch.from_numpy(parts.train_features)
     save_file(tensors, str(tmp / "siamese.safetensors"))
-    model.regressor.save_model(tmp / "regressor.txt")
+    parts.regressor.save_model(tmp / "regressor.txt")
     return ["siamese.safetensors", "regressor.txt"]
 
 
 def save_model(
-    model: HousePriceModel,
+    parts: ModelParts,
     folder: str | Path,
     *,
     overwrite: bool = False,
@@ -121,30 +135,27 @@ def save_model(
     """Write the model folder atomically; ``extra_writer`` adds files (the grad-weight DB)."""
     folder = Path(folder)
     with atomic_directory(folder, overwrite=overwrite, kind=MODEL_FORMAT, inputs=inputs) as tmp:
-        model.regressor_no_visual.save_model(tmp / "regressor_no_visual.txt")
+        parts.regressor_no_visual.save_model(tmp / "regressor_no_visual.txt")
         files = ["regressor_no_visual.txt"]
-        if model.featurizer is not None and model.regressor is not None:
-            files += _write_visual(model, tmp)
+        if parts.featurizer is not None and parts.regressor is not None:
+            files += _write_visual(parts, tmp)
         if extra_writer is not None:
             files += extra_writer(tmp)
-        info = dict(model.info)
+        info = dict(parts.info)
         info.pop("folder", None)  # where it was loaded from: not part of the model
-        if model.config.weights is not None:
-            info["weights_sha256"] = sha256_file(model.config.weights)
+        if parts.config.weights is not None:
+            info["weights_sha256"] = sha256_file(parts.config.weights)
         meta = {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
             "versions": _versions(),
-            "config": model.config.to_dict(),
-            "attributes": list(model.config.attributes),
-            "feature_names": {
-                "no_visual": model.attribute_columns,
-                "visual": model.attribute_columns + model.visual_columns,
-            },
-            "tile_px": model.tile_px,
-            "tile_meters": model.tile_meters,
-            "n_visual_models": len(model.featurizer.models_) if model.featurizer else 0,
-            "train_ids": model.train_ids,
+            "config": parts.config.to_dict(),
+            "attributes": list(parts.config.attributes),
+            "feature_names": parts.feature_names,
+            "tile_px": parts.tile_px,
+            "tile_meters": parts.tile_meters,
+            "n_visual_models": len(parts.featurizer.models_) if parts.featurizer else 0,
+            "train_ids": parts.train_ids,
             "info": info,
         }
         atomic_write_json(tmp / "model.json", meta)
@@ -211,37 +222,30 @@ def _load_visual(
     return featurizer, feats
 
 
-def load_model(folder: str | Path) -> HousePriceModel:
-    """Load a model folder after checking manifest, schema, configs, LightGBM texts, tensors."""
-    from houseprice.valuation.model import HousePriceModel
-
+def load_model(folder: str | Path) -> ModelParts:
+    """Read a model folder after checking manifest, schema, configs, LightGBM texts, tensors."""
     folder = Path(folder)
     meta = _read_meta(folder)
     config = TrainConfig.from_dict(meta["config"])
     names = meta["feature_names"]
     params = config.build_regressor().get_params()
-    no_visual = _load_regressor(folder / "regressor_no_visual.txt", names["no_visual"], params)
-    featurizer = regressor = train_features = None
+    parts = ModelParts(
+        config=config,
+        regressor_no_visual=_load_regressor(
+            folder / "regressor_no_visual.txt", names["no_visual"], params
+        ),
+        train_ids=list(meta["train_ids"]),
+        tile_px=meta["tile_px"],
+        tile_meters=meta["tile_meters"],
+        feature_names=names,
+        info=dict(meta["info"]),
+    )
     if meta["n_visual_models"]:
         manifest = read_json_object(folder / "manifest.json", "manifest")
         missing = {"siamese.safetensors", "regressor.txt"} - set(manifest["files"])
         if missing:
             raise FormatError(f"{folder}: a model with visual features lacks {sorted(missing)}")
-        featurizer, train_features = _load_visual(folder, meta, config)
-        regressor = _load_regressor(folder / "regressor.txt", names["visual"], params)
-    model = HousePriceModel(
-        config=config,
-        featurizer=featurizer,
-        regressor=regressor,
-        regressor_no_visual=no_visual,
-        tile_px=meta["tile_px"],
-        tile_meters=meta["tile_meters"],
-        train_ids=list(meta["train_ids"]),
-        train_features=train_features,
-        info=dict(meta["info"]),
-    )
-    expected = model.attribute_columns
-    if names["no_visual"] != expected or names["visual"] != expected + model.visual_columns:
-        raise FormatError(f"{folder / 'model.json'}: feature_names do not fit the attribute set")
-    model.info["folder"] = str(folder)
-    return model
+        parts.featurizer, parts.train_features = _load_visual(folder, meta, config)
+        parts.regressor = _load_regressor(folder / "regressor.txt", names["visual"], params)
+    parts.info["folder"] = str(folder)
+    return parts

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from houseprice.data.houses import Dataset, TileBatch, TileSource
-from houseprice.errors import UserInputError
+from houseprice.errors import FormatError, UserInputError
 from houseprice.pricing.attributes import (
     attribute_frame,
     feature_columns,
@@ -29,6 +29,7 @@ from houseprice.pricing.attributes import (
 from houseprice.pricing.regressor import PriceRegressor
 from houseprice.runtime import resolve_device
 from houseprice.valuation.config import TrainConfig
+from houseprice.valuation.folder import ModelParts, load_model, save_model
 from houseprice.vision.features import VisualFeaturizer
 
 
@@ -248,16 +249,47 @@ class HousePriceModel:
         extra_writer: Callable[[Path], list[str]] | None = None,
         inputs: tuple[str | Path, ...] = (),
     ) -> Path:
-        """Write the model folder atomically (:func:`houseprice.valuation.folder.save_model`)."""
-        from houseprice.valuation.folder import save_model
+        """Write the model folder atomically (layout: :mod:`houseprice.valuation.folder`).
 
+        ``inputs`` (e.g. the training data) may not be inside ``folder``; an existing folder
+        is replaced only with ``overwrite`` and only if houseprice wrote it.
+        """
+        parts = ModelParts(
+            config=self.config,
+            regressor_no_visual=self.regressor_no_visual,
+            regressor=self.regressor,
+            featurizer=self.featurizer,
+            train_features=self.train_features,
+            train_ids=self.train_ids,
+            tile_px=self.tile_px,
+            tile_meters=self.tile_meters,
+            feature_names={
+                "no_visual": self.attribute_columns,
+                "visual": self.attribute_columns + self.visual_columns,
+            },
+            info=self.info,
+        )
         return save_model(
-            self, folder, overwrite=overwrite, extra_writer=extra_writer, inputs=inputs
+            parts, folder, overwrite=overwrite, extra_writer=extra_writer, inputs=inputs
         )
 
     @classmethod
     def load(cls, folder: str | Path) -> HousePriceModel:
-        """Load and check a model folder (see :func:`houseprice.valuation.folder.load_model`)."""
-        from houseprice.valuation.folder import load_model
-
-        return load_model(folder)
+        """Load a model folder; anything wrong with it is a :class:`FormatError`."""
+        p = load_model(folder)
+        model = cls(
+            config=p.config,
+            featurizer=p.featurizer,
+            regressor=p.regressor,
+            regressor_no_visual=p.regressor_no_visual,
+            tile_px=p.tile_px,
+            tile_meters=p.tile_meters,
+            train_ids=p.train_ids,
+            train_features=p.train_features,
+            info=p.info,
+        )
+        names = p.feature_names
+        expected = model.attribute_columns
+        if names["no_visual"] != expected or names["visual"] != expected + model.visual_columns:
+            raise FormatError(f"{folder}/model.json: feature_names do not fit the attribute set")
+        return model

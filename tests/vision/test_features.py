@@ -35,6 +35,7 @@ def test_parameters_are_keyword_only_and_cloneable(
         "seed": 4,
         "device": "cpu",
         "progress": False,
+        "weights": None,
     }
     again = clone(feat.set_params(device="auto"))
     assert again.get_params()["device"] == "auto" and again.training == small_training

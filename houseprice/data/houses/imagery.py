@@ -396,14 +396,16 @@ def cut_tiles(
     *,
     tile_meters: float = 70.0,
     tile_px: int = 64,
-    subdir: str = "tiles",
+    prefix: str = "tiles/",
     progress: bool = False,
     chunk: int = 1024,
 ) -> TileFiles:
-    """Cut every house's tile and write ``out_dir/subdir/<name>.png``; return the ``image`` values.
+    """Cut every house's tile into ``out_dir/<name>.png``; return the ``image`` values.
 
-    ``records`` needs ``house_id``, ``latitude``, ``longitude`` (WGS84). Houses without a
-    usable tile get ``None`` and a reason. Raises :class:`UserInputError` when the imagery
+    The values are ``prefix + <name>.png`` (``out_dir`` is ``tiles/`` of the dataset folder
+    being written; names from :func:`tile_names`). ``records`` needs ``house_id``,
+    ``latitude``, ``longitude`` (WGS84). Houses without a usable tile get ``None`` and a
+    reason. Raises :class:`UserInputError` when the imagery
     covers none of the houses (usually a CRS mistake).
     """
     from PIL import Image
@@ -417,7 +419,7 @@ def cut_tiles(
         raise UserInputError(f"imagery tile_meters {ortho.tile_meters} != {tile_meters}")
     try:
         ortho.check_coverage(records)
-        folder = Path(out_dir) / subdir
+        folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
         names = tile_names(records["house_id"].astype(str).tolist())
         order = spatial_order(
@@ -433,11 +435,9 @@ def cut_tiles(
                 if not batch.ok[k]:
                     reasons[int(i)] = batch.reasons[k]
                     continue
-                rel = f"{subdir}/{names[i]}.png"
-                Image.fromarray(batch.pixels[k]).save(
-                    Path(out_dir) / rel, format="PNG", compress_level=1
-                )
-                images[int(i)] = rel
+                name = f"{names[i]}.png"
+                Image.fromarray(batch.pixels[k]).save(folder / name, format="PNG", compress_level=1)
+                images[int(i)] = prefix + name
             bar.update(len(rows))
         bar.close()
     finally:
@@ -472,13 +472,13 @@ def link_tile_folder(
     tiles_dir: str | Path,
     out_dir: str | Path | None = None,
     *,
-    subdir: str = "tiles",
+    prefix: str = "tiles/",
 ) -> TileFiles:
     """Find each house's image in ``tiles_dir`` (``<house_id>.png|.jpg|.jpeg``), check it, link it.
 
-    With ``out_dir`` the good images are *copied* to ``out_dir/subdir/`` (the user's folder is
-    only read) and the values are relative to ``out_dir``; without it the values are file
-    names relative to ``tiles_dir``. Unreadable or non-square images leave the house without a
+    With ``out_dir`` the good images are *copied* into it (the user's folder is only read)
+    and the values are ``prefix + <name>``; without it the values are file names relative to
+    ``tiles_dir`` (nothing is copied). Unreadable or non-square images leave the house without a
     tile (with the reason).
     """
     import shutil
@@ -497,7 +497,7 @@ def link_tile_folder(
     sizes: set[int] = set()
     used: set[Path] = set()
     if out_dir is not None:
-        (Path(out_dir) / subdir).mkdir(parents=True, exist_ok=True)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
     for i, (hid, safe) in enumerate(zip(map(str, house_ids), names, strict=True)):
         cands = [f"{stem}{ext}" for stem in dict.fromkeys((hid, safe)) for ext in _IMAGE_EXT]
         found = next((index[c] for c in cands if c in index), None)
@@ -514,9 +514,9 @@ def link_tile_folder(
         if out_dir is None:
             images[i] = found.name
         else:
-            rel = f"{subdir}/{safe}{found.suffix.lower()}"
-            shutil.copyfile(found, Path(out_dir) / rel)
-            images[i] = rel
+            name = f"{safe}{found.suffix.lower()}"
+            shutil.copyfile(found, Path(out_dir) / name)
+            images[i] = prefix + name
     unmatched = len(set(index.values()) - used)
     if not any(images):
         first = reasons[min(reasons)] if reasons else "no houses"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from houseprice.profiles import PROFILES, Profile
-from houseprice.valuation.model import AUX_PRICE_WEIGHT, TrainConfig, profile_config
+from houseprice.valuation.config import AUX_PRICE_WEIGHT, TrainConfig, profile_config
 from houseprice.vision.backbones import BackboneConfig
 from houseprice.vision.siamese import SiameseConfig, SiameseTrainConfig, check_configs
 
@@ -127,7 +127,7 @@ def test_profile_configs_match_the_pre_split_values(profile: str) -> None:
     assert not set(arch) & set(training)
     assert arch.pop("aux_head") is (want["siamese"]["aux_weight"] > 0)
     assert {**arch, **training} == want["siamese"]
-    assert cfg.regressor.n_estimators == want["n_estimators"]
+    assert cfg.regressor["n_estimators"] == want["n_estimators"]
     assert cfg.n_folds == want["n_folds"] and cfg.pair_target == want["pair_target"]
     assert cfg.seed == 7 and cfg.weights is None and not cfg.use_all_rows
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
