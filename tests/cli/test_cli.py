@@ -99,7 +99,9 @@ def model_dir(tiny_city: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 def test_train_writes_model_folder(model_dir: Path) -> None:
     meta = json.loads((model_dir / "model.json").read_text())
-    assert set(meta["checksums"]) == {
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert set(manifest["files"]) == {
+        "model.json",
         "regressor_no_visual.txt",
         "siamese.safetensors",
         "regressor.txt",
@@ -199,7 +201,8 @@ def test_explain(model_dir: Path, tiny_city: Path, tmp_path: Path) -> None:
     assert code == 0, out
     table = pd.read_csv(tmp_path / "e" / "explanations.csv")
     assert table["overlay"].notna().all()
-    assert all(Path(p).exists() for p in table["overlay"])
+    assert not any(Path(p).is_absolute() for p in table["overlay"])  # no local paths
+    assert all((tmp_path / "e" / p).exists() for p in table["overlay"])
     rep = json.loads((tmp_path / "e" / "report.json").read_text())
     assert {"transfer", "direct", "embeddingcam", "l2caf", "centre_prior"} <= set(
         rep["evidence_mask_ratio"]

@@ -260,7 +260,7 @@ class OrthophotoTiles(TileSource):
             resampling=Resampling.bilinear,
             **kw,
         ) as vrt:
-            return vrt.read(indexes=[*r.rgb, r.alpha or vrt.count])
+            return vrt.read(indexes=[r.rgb[1], r.rgb[0], r.rgb[2], r.alpha or vrt.count])
 
     def tile(self, lat: float, lon: float, size: int, files: Sequence[int]) -> tuple[Any, str]:
         """One tile ``(S, S, 3)`` (or None) and a reason when it is not usable."""
