@@ -102,6 +102,7 @@ class MethodSpec:
     variants: tuple[Variant, ...] = ()
     paper: str = ""
     report_rank: int = DEFAULT_RANK  # benchmark row position (ascending, ties: registration)
+    tags: frozenset[str] = frozenset()  # free-form labels a runner selects methods by
 
     def explains(self, output: Output) -> bool:
         return output in self.outputs
@@ -135,14 +136,16 @@ def register(
     variants: Sequence[Variant] | None = None,
     paper: str = "",
     report_rank: int = DEFAULT_RANK,
+    tags: Iterable[str] = (),
     replace: bool = False,
 ) -> MethodSpec:
     """Add a method. ``factory(model, target_layer, **keywords) -> Explainer``.
 
     ``variants=None`` runs the method once in benchmarks, under its own name; ``()`` never.
     ``report_rank`` places its rows in benchmark reports (ascending; ties keep the
-    registration order; the built-ins use 0-62). A name already registered is an error unless
-    ``replace=True``.
+    registration order; the built-ins use 0-62). ``tags`` are free-form labels a runner
+    selects methods by (:func:`methods_for`'s ``tag``). A name already registered is an error
+    unless ``replace=True``.
     """
     if not name or not name.isidentifier():
         raise ValueError(f"method name must be a non-empty identifier, got {name!r}")
@@ -163,6 +166,7 @@ def register(
         variants=(Variant(key=name, label=label),) if variants is None else tuple(variants),
         paper=paper,
         report_rank=report_rank,
+        tags=frozenset(tags),
     )
     _REGISTRY[name] = spec
     return spec
@@ -215,13 +219,15 @@ def methods_for(
     have: Iterable[Need] = (),
     labels: bool = False,
     gradients: bool = True,
+    tag: str | None = None,
 ) -> tuple[MethodSpec, ...]:
     """Entries that can explain a model with this ``output`` given the resources in ``have``.
 
     ``labels``: class labels of the explained images are available (otherwise methods whose
     target is ``"labels"`` are left out); ``gradients=False`` leaves out methods that
-    backpropagate. Example: ``methods_for("embedding", have={"sampler"})`` lists the methods
-    for an embedding net with a pair/triplet sampler and no class labels.
+    backpropagate; ``tag`` keeps only entries carrying that tag. Example:
+    ``methods_for("embedding", have={"sampler"})`` lists the methods for an embedding net with
+    a pair/triplet sampler and no class labels.
     """
     available = _frozen_set(have, get_args(Need), "resources") | {"gradients"}
     return tuple(
@@ -231,6 +237,7 @@ def methods_for(
         and spec.needs <= available
         and (labels or spec.target != "labels")
         and (gradients or "gradients" not in spec.needs)
+        and (tag is None or tag in spec.tags)
     )
 
 
@@ -327,6 +334,8 @@ def _embeddingcam_variants(proxy: str) -> tuple[Variant, ...]:
 
 # Registration order is the order of METHODS (stable since v0.1); report_rank orders the
 # benchmark rows as in Chen Table 1: baselines, sampled, transfer, then Bachhawat and Taha.
+# Tag "rank-pairs": compared on rank-siamese (pair-ranking) nets, e.g. houseprice's evidence
+# scores of house explanations.
 _BUILTINS: tuple[dict[str, Any], ...] = (
     dict(name="gradcam", factory=GradCAM, label="Grad-CAM", outputs=("logits",),
          needs=("gradients",), target="classes", paper="Chen eq. 2-4"),
@@ -338,23 +347,25 @@ _BUILTINS: tuple[dict[str, Any], ...] = (
          needs=("gradients",), paper="Taha eq. 7", report_rank=61),
     dict(name="sampled_gradcam", factory=SampledGradCAM, label="sampled Grad-CAM",
          outputs=("embedding",), needs=("sampler", "gradients"), target="anchors",
-         variants=_sampled_variants("gradcam"), paper="Chen §3.2", report_rank=10),
+         variants=_sampled_variants("gradcam"), paper="Chen §3.2", report_rank=10,
+         tags=("rank-pairs",)),
     dict(name="sampled_gradcampp", factory=SampledGradCAMPlusPlus, label="sampled Grad-CAM++",
          outputs=("embedding",), needs=("sampler", "gradients"), target="anchors",
          variants=_sampled_variants("gradcampp"), paper="Chen §3.2", report_rank=11),
     dict(name="embeddingcam_point", factory=EmbeddingCAM, label="EmbeddingCAM (point proxy)",
          outputs=("embedding",), needs=("gradients",), variants=_embeddingcam_variants("point"),
-         paper="Bachhawat eq. 9, 12", report_rank=50),
+         paper="Bachhawat eq. 9, 12", report_rank=50, tags=("rank-pairs",)),
     dict(name="embeddingcam_mean", factory=_embeddingcam_mean, label="EmbeddingCAM (mean proxy)",
          outputs=("embedding",), needs=("proxies", "gradients"), target="labels",
          variants=_embeddingcam_variants("mean"), paper="Bachhawat eq. 9, 11", report_rank=51),
     dict(name="l2caf", factory=L2CAF, label="L2-CAF", outputs=("logits", "embedding"),
-         needs=("gradients",), uses=("head",), paper="Taha eq. 1-3", report_rank=62),
+         needs=("gradients",), uses=("head",), paper="Taha eq. 1-3", report_rank=62,
+         tags=("rank-pairs",)),
     dict(name="transfer", factory=WeightTransferCAM, label="weight transfer",
          outputs=("embedding",), needs=("database",), variants=_transfer_variants(),
          paper="Chen §3.3", report_rank=20),
     dict(name="uniform", factory=UniformCAM, label="Uniform", outputs=("logits", "embedding"),
-         paper="Chen baseline 1", report_rank=0),
+         paper="Chen baseline 1", report_rank=0, tags=("rank-pairs",)),
 )  # fmt: skip
 
 for _entry in _BUILTINS:

@@ -8,6 +8,7 @@ test rows. The report dict is rendered by :mod:`houseprice.valuation.report`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -85,6 +86,89 @@ def read_truth(dataset: Dataset) -> pd.DataFrame | None:
     return df
 
 
+@dataclass
+class _Split:
+    """The evaluation's fixed inputs: records, train/test rows, prices, visual features."""
+
+    rec: pd.DataFrame
+    tr: np.ndarray
+    te: np.ndarray
+    y_tr: np.ndarray
+    y_te: np.ndarray
+    feats: np.ndarray
+    has_visual: bool
+
+    def score(self, model: HousePriceModel, x: pd.DataFrame) -> tuple[float, np.ndarray]:
+        """10% accuracy of the model's regressor refitted on ``x``'s training rows."""
+        reg = model.config.build_regressor()
+        return _fit_score(reg, x.iloc[self.tr], self.y_tr, x.iloc[self.te], self.y_te)
+
+
+def _table2(
+    model: HousePriceModel, s: _Split, baseline: float, progress: bool
+) -> tuple[dict[str, dict[str, float | None]], np.ndarray]:
+    """Chen Table 2: accuracy per attribute set with / without visual features, and the lift."""
+    from tqdm.auto import tqdm
+
+    table: dict[str, dict[str, float | None]] = {}
+    main_pred = None
+    for letters in tqdm(TABLE2_SETS, desc="attribute sets", disable=not progress, leave=False):
+        x = attribute_frame(s.rec, letters)
+        row: dict[str, float | None] = {}
+        if letters:
+            row["without_visual"], pred_nv = s.score(model, x)
+        else:
+            row["without_visual"], pred_nv = baseline, None  # mean (geometric) price
+        if s.has_visual:
+            row["with_visual"], pred = s.score(model, with_visual(x, s.feats))
+            row["lift"] = row["with_visual"] - row["without_visual"]
+        else:
+            row["with_visual"], row["lift"], pred = None, None, pred_nv
+        if letters == FULL_SET:
+            main_pred = pred
+        table[set_name(letters)] = row
+    assert main_pred is not None
+    return table, main_pred
+
+
+def _oracle(
+    model: HousePriceModel, dataset: Dataset, s: _Split, table: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The full attribute set plus the generator's hidden drivers (synthetic city only)."""
+    truth = read_truth(dataset)
+    if truth is None:
+        return None
+    listed = (dataset.meta.get("truth") or {}).get("oracle_columns")
+    cols = (
+        list(listed)
+        if listed
+        else [
+            c
+            for c in truth.columns
+            if c not in TRUTH_EXCLUDE and pd.api.types.is_numeric_dtype(truth[c])
+        ]
+    )
+    drivers = s.rec[["house_id"]].merge(truth, on="house_id", how="left")[cols]
+    x_full = attribute_frame(s.rec, FULL_SET)
+    xo = pd.concat(
+        [x_full.reset_index(drop=True), drivers.astype("float64").reset_index(drop=True)],
+        axis=1,
+    )
+    acc_o, _ = s.score(model, xo)
+    base = table[set_name(FULL_SET)]["without_visual"]
+    oracle: dict[str, Any] = {
+        "set": set_name(FULL_SET),
+        "drivers": cols,
+        "without_visual": base,
+        "with_oracle": acc_o,
+        "lift": acc_o - base,
+    }
+    vis_lift = table[set_name(FULL_SET)]["lift"]
+    if vis_lift is not None and oracle["lift"] > 0:
+        oracle["visual_share_of_oracle_lift"] = vis_lift / oracle["lift"]
+    return oracle
+
+
 def evaluate(
     model: HousePriceModel,
     dataset: Dataset,
@@ -99,93 +183,39 @@ def evaluate(
     rec = dataset.records
     tr, te, feats = split_features(model, dataset, device=device, progress=progress)
     y = rec["price"].to_numpy(dtype=np.float64)
-    y_tr, y_te = y[tr], y[te]
-    has_visual = model.featurizer is not None
-    seed = model.config.seed
-    table: dict[str, dict[str, float | None]] = {}
-    baseline = within_pct_accuracy(y_te, np.full(len(te), np.exp(np.log(y_tr).mean())))
-    main_pred = None
-    for letters in tqdm(TABLE2_SETS, desc="attribute sets", disable=not progress, leave=False):
-        x = attribute_frame(rec, letters)
-        row: dict[str, float | None] = {}
-        if letters:
-            row["without_visual"], pred_nv = _fit_score(
-                model.config.build_regressor(), x.iloc[tr], y_tr, x.iloc[te], y_te
-            )
-        else:
-            row["without_visual"], pred_nv = baseline, None  # mean (geometric) price
-        if has_visual:
-            xv = with_visual(x, feats)
-            row["with_visual"], pred = _fit_score(
-                model.config.build_regressor(), xv.iloc[tr], y_tr, xv.iloc[te], y_te
-            )
-            row["lift"] = row["with_visual"] - row["without_visual"]
-            if letters == FULL_SET:
-                main_pred = pred
-        else:
-            row["with_visual"], row["lift"] = None, None
-            if letters == FULL_SET:
-                main_pred = pred_nv
-        table[set_name(letters)] = row
+    s = _Split(rec, tr, te, y[tr], y[te], feats, model.featurizer is not None)
+    baseline = within_pct_accuracy(s.y_te, np.full(len(te), np.exp(np.log(s.y_tr).mean())))
+    table, main_pred = _table2(model, s, baseline, progress)
     x_full = attribute_frame(rec, FULL_SET)
-    x_main = with_visual(x_full, feats) if has_visual else x_full
+    x_main = with_visual(x_full, feats) if s.has_visual else x_full
     regressors: dict[str, float] = {}
     if with_regressors:
         for name, reg in tqdm(
-            comparison_regressors(seed).items(),
+            comparison_regressors(model.config.seed).items(),
             desc="regressors",
             disable=not progress,
             leave=False,
         ):
-            regressors[name], _ = _fit_score(reg, x_main.iloc[tr], y_tr, x_main.iloc[te], y_te)
-    assert main_pred is not None
+            regressors[name], _ = _fit_score(reg, x_main.iloc[tr], s.y_tr, x_main.iloc[te], s.y_te)
     report: dict[str, Any] = {
         "dataset": dataset.meta.get("name", dataset.root.name),
         "test_size": len(te),
         "train_size": len(tr),
-        "visual_features": has_visual,
+        "visual_features": s.has_visual,
         "accuracy_within_10pct": table,
         "mean_price_baseline": baseline,
         "regressors": regressors,
-        "mape": mape(y_te, main_pred),
-        "median_ape": median_ape(y_te, main_pred),
-        "main_model": set_name(FULL_SET) + (" + visual" if has_visual else ""),
+        "mape": mape(s.y_te, main_pred),
+        "median_ape": median_ape(s.y_te, main_pred),
+        "main_model": set_name(FULL_SET) + (" + visual" if s.has_visual else ""),
     }
-    truth = read_truth(dataset)
-    if truth is not None:
-        listed = (dataset.meta.get("truth") or {}).get("oracle_columns")
-        cols = (
-            list(listed)
-            if listed
-            else [
-                c
-                for c in truth.columns
-                if c not in TRUTH_EXCLUDE and pd.api.types.is_numeric_dtype(truth[c])
-            ]
-        )
-        drivers = rec[["house_id"]].merge(truth, on="house_id", how="left")[cols]
-        xo = pd.concat(
-            [x_full.reset_index(drop=True), drivers.astype("float64").reset_index(drop=True)],
-            axis=1,
-        )
-        acc_o, _ = _fit_score(model.config.build_regressor(), xo.iloc[tr], y_tr, xo.iloc[te], y_te)
-        base = table[set_name(FULL_SET)]["without_visual"]
-        assert base is not None
-        oracle: dict[str, Any] = {
-            "set": set_name(FULL_SET),
-            "drivers": cols,
-            "without_visual": base,
-            "with_oracle": acc_o,
-            "lift": acc_o - base,
-        }
-        vis_lift = table[set_name(FULL_SET)]["lift"]
-        if vis_lift is not None and oracle["lift"] > 0:
-            oracle["visual_share_of_oracle_lift"] = vis_lift / oracle["lift"]
+    oracle = _oracle(model, dataset, s, table)
+    if oracle is not None:
         report["oracle"] = oracle
     preds = pd.DataFrame(
         {
             "house_id": rec["house_id"].iloc[te].to_numpy(),
-            "price": y_te,
+            "price": s.y_te,
             "predicted_price": main_pred,
         }
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -19,11 +20,12 @@ from houseprice.data.houses import Dataset
 from houseprice.data.houses.tiles import read_mask
 from houseprice.errors import UserInputError
 from houseprice.explain import (
-    METHODS,
     GradWeightDatabase,
     L2CAFConfig,
+    get_method,
     heatmap_ratio_in_mask,
     make_explainer,
+    methods_for,
 )
 from houseprice.runtime import resolve_device
 from houseprice.valuation.gradweights import (
@@ -40,7 +42,10 @@ from houseprice.valuation.gradweights import (
 from houseprice.valuation.model import HousePriceModel
 from houseprice.vision.siamese import RankSiamese
 
-#: Report keys of the house methods (registry name -> the key used in report.json since v0.1).
+#: The registry tag of the methods compared on houses (``houseprice.explain.registry``).
+HOUSE_TAG = "rank-pairs"
+#: Report keys of the built-in house methods (registry name -> report.json key since v0.1);
+#: any other tagged method is reported under its registry name.
 REPORT_KEYS = {
     "sampled_gradcam": "direct",
     "embeddingcam_point": "embeddingcam",
@@ -50,8 +55,13 @@ REPORT_KEYS = {
 
 
 def house_methods() -> list[str]:
-    """Registry methods scored on houses (backprop/optimisation methods; transfer is separate)."""
-    return [m for m in METHODS if m in REPORT_KEYS]
+    """Registry methods scored on houses: every entry tagged :data:`HOUSE_TAG` that explains
+    an embedding net with the resources a house model has (a rank-pair sampler, the head).
+
+    Weight transfer is scored separately, once per search key.
+    """
+    specs = methods_for("embedding", have={"sampler", "head"}, tag=HOUSE_TAG)
+    return [s.name for s in specs]
 
 
 def _house_explainer(
@@ -63,13 +73,19 @@ def _house_explainer(
     cfg: ExplainConfig,
     device: torch.device,
 ) -> Any:
-    if method == "sampled_gradcam":  # direct sampled-loss Grad-CAM on rank pairs
-        return sampled_explainer(net, ref_tiles, ref_scores, cfg, device)
-    if method == "l2caf":
-        return make_explainer(
-            method, net, net.target_layer, head=net.forward_head, config=L2CAFConfig(max_iter=300)
-        )
-    return make_explainer(method, net, net.target_layer)  # e.g. EmbeddingCAM point proxy (eq. 11)
+    """Build a registry method for the siamese net with the resources it asks for."""
+    spec = get_method(method)
+    if "sampler" in spec.needs:  # rank pairs of reference houses (Chen §4.2)
+        if spec.name == "sampled_gradcam":  # the grad-weight database's own explainer
+            return sampled_explainer(net, ref_tiles, ref_scores, cfg, device)
+        explainer = sampled_explainer(net, ref_tiles, ref_scores, cfg, device)
+        return make_explainer(method, net, net.target_layer, sampler=explainer.sampler)
+    kwargs: dict[str, Any] = {}
+    if "head" in spec.keywords:
+        kwargs["head"] = net.forward_head
+    if spec.name == "l2caf":
+        kwargs["config"] = L2CAFConfig(max_iter=300)
+    return make_explainer(method, net, net.target_layer, **kwargs)  # e.g. EmbeddingCAM eq. 11
 
 
 def method_maps(
@@ -90,7 +106,7 @@ def method_maps(
     )
     maps = []
     for x, target in tile_batches(tiles, scores, net, batch_size, device):
-        t = target.to(device) if method == "sampled_gradcam" and target is not None else None
+        t = target.to(device) if get_method(method).target == "anchors" else None
         maps.append(explainer.explain(x, t).maps.detach().cpu())
     return torch.cat(maps)
 
@@ -114,6 +130,37 @@ def centre_prior_maps(n: int, size: int, sigma_frac: float = CENTRE_PRIOR_SIGMA_
     return np.broadcast_to(g / g.max(), (n, size, size)).astype(np.float32)
 
 
+def evidence_houses(
+    model: HousePriceModel, ds: Dataset, size: int, max_houses: int
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Unseen houses with a non-empty evidence mask and a usable tile: rows, tiles, masks.
+
+    Returns ``(rows, pixels (N, S, S, 3) uint8, masks (N, S, S) bool)``, at most
+    ``max_houses`` of them, in table order.
+    """
+    ev_dir = (ds.meta.get("truth") or {}).get("evidence_dir")
+    if not ev_dir:
+        raise UserInputError("this dataset has no evidence masks (only the synthetic city has)")
+    rec = ds.records
+    test = rec[~rec["house_id"].astype(str).isin(set(model.train_ids))]
+    ev = {}
+    for hid in test["house_id"].astype(str):
+        p = ds.root / ev_dir / f"{hid}.png"
+        if p.exists():
+            m = read_mask(p, size) > 0
+            if m.any():
+                ev[hid] = m
+        if len(ev) >= max_houses:
+            break
+    rows = test[test["house_id"].astype(str).isin(ev)]
+    if ds.tiles is None or not len(rows):
+        raise UserInputError(f"{ds.root}: no unseen house has both an evidence mask and a tile")
+    tiles = ds.tiles.read(rows, size, warn=False)
+    rows, pix = rows[tiles.ok], tiles.pixels[tiles.ok]
+    masks = np.stack([ev[h] for h in rows["house_id"].astype(str)])
+    return rows, pix, masks
+
+
 def evidence_scores(
     model: HousePriceModel,
     ds: Dataset,
@@ -131,31 +178,12 @@ def evidence_scores(
     """
     from tqdm.auto import tqdm
 
-    truth = ds.meta.get("truth") or {}
-    ev_dir = truth.get("evidence_dir")
-    if not ev_dir:
-        raise UserInputError("this dataset has no evidence masks (only the synthetic city has)")
     dev = resolve_device(device)
     net = explained_net(model).to(dev)
     db, cfg = load_database(model)
     ref_tiles, ref_scores = training_tiles(model, ds)
-    rec = ds.records
-    test = rec[~rec["house_id"].astype(str).isin(set(model.train_ids))]
     size = model.config.siamese.image_size
-    ev = {}
-    for hid in test["house_id"].astype(str):
-        p = ds.root / ev_dir / f"{hid}.png"
-        if p.exists():
-            m = read_mask(p, size) > 0
-            if m.any():
-                ev[hid] = m
-        if len(ev) >= max_houses:
-            break
-    rows = test[test["house_id"].astype(str).isin(ev)]
-    assert ds.tiles is not None  # training_tiles above refuses a dataset without tiles
-    tiles = ds.tiles.read(rows, size, warn=False)
-    rows, pix = rows[tiles.ok], tiles.pixels[tiles.ok]
-    masks = np.stack([ev[h] for h in rows["house_id"].astype(str)])
+    rows, pix, masks = evidence_houses(model, ds, size, max_houses)
     scores = np.log(rows["price"].to_numpy(np.float64))
     result: dict[str, Any] = {"n_houses": len(rows), "tile_px": size}
     ratios: dict[str, float] = {}

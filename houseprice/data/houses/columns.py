@@ -399,7 +399,10 @@ def prepare_records(
             continue
         if p.column in ("latitude", "longitude") and p.row in coord_bad:
             continue
-        refusals.append(Refusal(p.row, None, reported[p.column], p.value, f"{p.column}: {p.rule}"))
+        value = p.value
+        if p.column in ("latitude", "longitude") and not use_geom:
+            value = frame[reported[p.column]].iloc[p.row - 1]  # what the file says
+        refusals.append(Refusal(p.row, None, reported[p.column], value, f"{p.column}: {p.rule}"))
     refused = np.zeros(n, dtype=bool)
     refused[[r.source_row - 1 for r in refusals]] = True
     first: dict[str, int] = {}

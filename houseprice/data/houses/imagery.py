@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -260,7 +261,7 @@ class OrthophotoTiles(TileSource):
             resampling=Resampling.bilinear,
             **kw,
         ) as vrt:
-            return vrt.read(indexes=[r.rgb[1], r.rgb[0], r.rgb[2], r.alpha or vrt.count])
+            return vrt.read(indexes=[*r.rgb, r.alpha or vrt.count])
 
     def tile(self, lat: float, lon: float, size: int, files: Sequence[int]) -> tuple[Any, str]:
         """One tile ``(S, S, 3)`` (or None) and a reason when it is not usable."""
@@ -408,7 +409,6 @@ def cut_tiles(
     reason. Raises :class:`UserInputError` when the imagery
     covers none of the houses (usually a CRS mistake).
     """
-    from PIL import Image
     from tqdm.auto import tqdm
 
     if tile_px < 8:
@@ -428,22 +428,35 @@ def cut_tiles(
         images: list[str | None] = [None] * len(records)
         reasons: dict[int, str] = {}
         bar = tqdm(total=len(records), desc="cutting tiles", disable=not progress)
-        for start in range(0, len(order), chunk):
-            rows = order[start : start + chunk]
-            batch = ortho.read(records.iloc[rows], tile_px, warn=False)
-            for k, i in enumerate(rows):
-                if not batch.ok[k]:
-                    reasons[int(i)] = batch.reasons[k]
-                    continue
-                name = f"{names[i]}.png"
-                Image.fromarray(batch.pixels[k]).save(folder / name, format="PNG", compress_level=1)
-                images[int(i)] = prefix + name
-            bar.update(len(rows))
+        with ThreadPoolExecutor(max_workers=2) as pool:  # PNG encoding + file I/O overlap reads
+            pending: list[Future[None]] = []
+            for start in range(0, len(order), chunk):
+                rows = order[start : start + chunk]
+                batch = ortho.read(records.iloc[rows], tile_px, warn=False)
+                for f in pending:
+                    f.result()  # the previous chunk is on disk (or its error is raised)
+                pending = []
+                for k, i in enumerate(rows):
+                    if not batch.ok[k]:
+                        reasons[int(i)] = batch.reasons[k]
+                        continue
+                    name = f"{names[i]}.png"
+                    pending.append(pool.submit(_save_png, folder / name, batch.pixels[k]))
+                    images[int(i)] = prefix + name
+                bar.update(len(rows))
+            for f in pending:
+                f.result()
         bar.close()
     finally:
         if own:
             ortho.close()
     return TileFiles(images=images, reasons=reasons, sizes={tile_px} if any(images) else set())
+
+
+def _save_png(path: Path, pixels: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
 
 
 _IMAGE_EXT = (".png", ".jpg", ".jpeg")

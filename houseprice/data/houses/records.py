@@ -286,7 +286,7 @@ def records_frame(
 #: Values outside these ranges are legal but probably mistakes: they are warned about.
 PLAUSIBLE = {
     "sold_date": (pd.Timestamp("1900-01-01"), pd.Timestamp.now() + pd.DateOffset(years=1)),
-    "area_sqft": (50.0, 200_000.0),
+    "area_sqft": (10.0, 500_000.0),
     "price": (1_000.0, 1e10),
 }
 
@@ -302,9 +302,10 @@ def warn_implausible(df: pd.DataFrame, source: str | Path) -> None:
         bad = np.flatnonzero(((v < lo) | (v > hi)).fillna(False).to_numpy(dtype=bool))
         if len(bad):
             rows = ", ".join(str(i + 1) for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
+            span = f"{lo:%Y-%m-%d} .. {hi:%Y-%m-%d}" if col == "sold_date" else f"{lo:g} .. {hi:g}"
             warnings.warn(
                 f"{source}: {len(bad)} row(s) have {col} outside the plausible range "
-                f"{lo} .. {hi} (rows {rows}); check the values or the units",
+                f"{span} (rows {rows}); check the values or the units",
                 stacklevel=3,
             )
 
