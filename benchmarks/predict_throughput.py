@@ -19,9 +19,9 @@ import torch
 
 from houseprice.artifacts import atomic_write_json, atomic_write_text
 from houseprice.data.houses import load_dataset
-from houseprice.data.houses.tiles import load_tiles
-from houseprice.synth.city.generate import generate_city
-from houseprice.valuation.model import HousePriceModel, profile_config, tile_paths
+from houseprice.synth.city import generate_city
+from houseprice.valuation.config import profile_config
+from houseprice.valuation.model import HousePriceModel
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -38,17 +38,18 @@ def main() -> None:
         data = generate_city(Path(tmp) / "city", n_houses=args.houses, seed=0, progress=False)
         ds = load_dataset(data, purpose="train")
         cfg = profile_config(args.profile)
-        cfg.siamese.epochs = 1  # speed depends on the architecture, not on the weights
+        cfg.siamese_training.epochs = 1  # speed depends on the architecture, not on the weights
         model = HousePriceModel.fit(ds, cfg, progress=False)
         rec = ds.records
         n = len(rec)
         best = {"end_to_end": 1e9, "tile_read": 1e9, "features": 1e9}
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            out = model.predict_frame(ds.root, rec)
+            out = model.predict_frame(rec, ds.tiles)
             best["end_to_end"] = min(best["end_to_end"], time.perf_counter() - t0)
             t0 = time.perf_counter()
-            tiles = load_tiles(tile_paths(ds.root, rec), cfg.siamese.image_size, warn=False)
+            assert ds.tiles is not None
+            tiles = ds.tiles.read(rec, cfg.siamese.image_size, warn=False)
             best["tile_read"] = min(best["tile_read"], time.perf_counter() - t0)
             t0 = time.perf_counter()
             assert model.featurizer is not None

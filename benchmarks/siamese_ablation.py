@@ -8,7 +8,8 @@ Run (each configuration × seed trains a standard-profile model, ~2.5 min on 2 c
 
 A configuration is space-separated ``key=value`` overrides of the standard profile:
 ``aux_weight``, ``pooling``, ``radial_prior_sigma`` (``none`` for flat), ``epochs``, ``lr``,
-``tie_margin`` … (``SiameseConfig`` fields) and ``pair_target``, ``n_folds`` (``TrainConfig``).
+``tie_margin`` … (``SiameseConfig`` / ``SiameseTrainConfig`` fields) and ``pair_target``,
+``n_folds`` (``TrainConfig``).
 Appends one JSON line per run to benchmarks/results/siamese_ablation.jsonl and prints a table.
 The numbers in docs/pricing.md were measured this way.
 """
@@ -24,8 +25,10 @@ from typing import Any
 import torch
 
 from houseprice.data.houses import load_dataset
+from houseprice.valuation.config import TrainConfig, profile_config
 from houseprice.valuation.evaluate import evaluate
-from houseprice.valuation.model import HousePriceModel, TrainConfig, profile_config
+from houseprice.valuation.model import HousePriceModel
+from houseprice.vision.siamese import check_configs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TRAIN_KEYS = {"pair_target": str, "n_folds": int}
@@ -39,11 +42,15 @@ def configure(overrides: str, seed: int) -> TrainConfig:
         if key in TRAIN_KEYS:
             setattr(cfg, key, TRAIN_KEYS[key](raw))
             continue
-        if not hasattr(cfg.siamese, key):
+        part = next((p for p in (cfg.siamese, cfg.siamese_training) if hasattr(p, key)), None)
+        if part is None:
             raise SystemExit(f"unknown override {key!r} in {overrides!r}")
-        cur = getattr(cfg.siamese, key)
+        cur = getattr(part, key)
         value: Any = None if raw == "none" else type(cur if cur is not None else 0.0)(raw)
-        setattr(cfg.siamese, key, value)
+        setattr(part, key, value)
+        if key == "aux_weight":  # the auxiliary pair head exists iff it is trained
+            cfg.siamese.aux_head = value > 0
+    check_configs(cfg.siamese, cfg.siamese_training)
     return cfg
 
 

@@ -22,7 +22,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 @pytest.fixture(scope="session")
 def tiny_city(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic city (generated once per test session)."""
-    from houseprice.synth.city.generate import generate_city
+    from houseprice.synth.city import generate_city
 
     out = tmp_path_factory.mktemp("city") / "city"
     generate_city(out, n_houses=160, seed=3, progress=False)

@@ -24,8 +24,8 @@ from houseprice.errors import UserInputError
 from houseprice.jobs.outputs import write_csv, write_table
 from houseprice.pricing.attributes import FULL_SET, parse_attribute_set
 from houseprice.profiles import get_profile
-from houseprice.valuation.evaluate import evaluate
 from houseprice.valuation.config import TrainConfig, profile_config
+from houseprice.valuation.evaluate import evaluate
 from houseprice.valuation.model import HousePriceModel
 from houseprice.valuation.report import plot_predictions, report_markdown
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from houseprice.data.houses.ames import ames_records, write_ames
 from houseprice.data.houses import load_dataset
+from houseprice.data.houses.ames import ames_records, write_ames
 
 
 def test_ames_mapping_follows_the_contract(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from houseprice.data.cub.dataset import ClassSplit, CUBAugConfig, CUBDataset, F, Split
+from houseprice.data.cub.dataset import ClassSplit, CUBAugConfig, CUBDataset, Split
 from houseprice.data.cub.index import (
     INDEX_COLUMNS,
     INDEX_FILES,
@@ -26,7 +26,6 @@ __all__ = [
     "CUBFormatError",
     "CUBMissingSegmentationWarning",
     "ClassSplit",
-    "F",  # torchvision.transforms.v2.functional, re-exported by the first move (not API)
     "Split",
     "find_cub_root",
     "metric_class_split",

@@ -37,7 +37,7 @@ from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
-from rasterio.transform import from_origin
+from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform, transform_bounds
 from rasterio.windows import Window
@@ -268,7 +268,8 @@ class OrthophotoTiles(TileSource):
         lon0 = round(lon)
         x, y = _to_local(lon0).transform(lon, lat)
         res = self.tile_meters / size
-        transform = from_origin(x - self.tile_meters / 2, y + self.tile_meters / 2, res, res)
+        half = self.tile_meters / 2
+        transform = Affine(res, 0.0, x - half, 0.0, -res, y + half)  # north-up, centred
         rgb = np.zeros((3, size, size), dtype=np.uint8)
         valid = np.zeros((size, size), dtype=bool)
         errors = []
