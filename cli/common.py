@@ -1,0 +1,94 @@
+"""What every ``houseprice`` command shares: the typer apps, the common options, ``run_job``.
+
+Each command parses its options and calls one job function through :func:`run_job`, the one
+place that seeds, resolves ``--device``, shows warnings and draws the error boundary:
+:class:`houseprice.errors.HousepriceError` (bad input, a folder in the wrong format, an output
+that must not be replaced) prints one line and exits with code 2; every other exception is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from houseprice.errors import HousepriceError
+from houseprice.profiles import Profile
+from houseprice.runtime import DEVICE_HELP
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Value houses from attributes plus satellite tiles, and show why.",
+)
+data_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Create and check datasets."
+)
+bench_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Benchmarks.")
+app.add_typer(data_app, name="data")
+app.add_typer(bench_app, name="bench")
+console = Console(stderr=True)
+out_console = Console()
+
+T = TypeVar("T")
+
+# Options shared by every command: defined once, used by every command's signature.
+Seed = Annotated[int, typer.Option("--seed", help="Random seed (deterministic on CPU).")]
+Device = Annotated[str, typer.Option("--device", help=DEVICE_HELP)]
+ProfileOpt = Annotated[Profile, typer.Option("--profile", help="Size/settings preset.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+Overwrite = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an existing output written by houseprice.")
+]
+
+
+class Purpose(str, Enum):
+    train = "train"
+    predict = "predict"
+    any = "any"
+
+
+@dataclass(frozen=True)
+class Common:
+    """The shared options of one invocation."""
+
+    seed: int = 0
+    device: str = "cpu"
+    quiet: bool = False
+
+    @property
+    def progress(self) -> bool:
+        return not self.quiet
+
+
+def run_job(common: Common, job: Callable[[], T]) -> T:
+    """Seed, check the device, run ``job``; user errors become one line and exit code 2."""
+    from houseprice.runtime import resolve_device, seed_everything
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _show_warning
+            resolve_device(common.device)
+            seed_everything(common.seed)
+            return job()
+    except (HousepriceError, PermissionError) as e:
+        console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _show_warning(
+    message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    console.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+
+
+def say(text: str) -> None:
+    out_console.print(text, highlight=False)

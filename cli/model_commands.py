@@ -1,0 +1,221 @@
+"""``houseprice demo | train | predict | evaluate | explain``: the model commands."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import (
+    Common,
+    Device,
+    Overwrite,
+    ProfileOpt,
+    Quiet,
+    Seed,
+    app,
+    run_job,
+    say,
+)
+from houseprice.profiles import Profile
+
+
+# ----------------------------------------------------------------------------- demo
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo_out"),
+    profile: ProfileOpt = Profile.standard,
+    seed: Seed = 0,
+    device: Device = "cpu",
+    houses: Annotated[int | None, typer.Option("--houses", help="City size override.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run the whole pipeline on the synthetic city: generate, train, evaluate, map.
+
+    Example: houseprice demo --out demo_out --profile quick
+    """
+    from houseprice.jobs import run_demo, table2_text
+
+    c = Common(seed, device, quiet)
+    t0 = time.perf_counter()
+    res = run_job(
+        c,
+        lambda: run_demo(
+            out,
+            profile=profile.value,
+            seed=seed,
+            device=device,
+            progress=c.progress,
+            n_houses=houses,
+        ),
+    )
+    say(
+        f"10% accuracy on {res.report['test_size']} test houses "
+        f"(synthetic city, profile {profile.value}):"
+    )
+    say(table2_text(res.report))
+    say(f"report:  {res.report_dir / 'report.md'}")
+    if res.map_html is not None:
+        say(f"map:     {res.map_html}")
+    steps = ", ".join(f"{k} {v:.0f}s" for k, v in res.seconds.items())
+    say(f"done in {time.perf_counter() - t0:.0f}s ({steps})")
+
+
+# ----------------------------------------------------------------------------- model
+@app.command("train")
+def train_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder or table.")],
+    out: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    attributes: Annotated[str, typer.Option("--attributes", help="e.g. G,Bed,Bath,T,A")] = (
+        "G,Bed,Bath,T,A"
+    ),
+    backbone: Annotated[
+        str | None, typer.Option("--backbone", help="compact | resnet18 | resnet50")
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option("--weights", help="Local backbone weights.")
+    ] = None,
+    all_data: Annotated[
+        bool, typer.Option("--all-data", help="Train on every row (no held-out split).")
+    ] = False,
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            "--folds",
+            help="Cross-fitting folds for training rows' visual features "
+            "(0 = naive in-sample; default: the profile's, 3 standard / 2 quick).",
+        ),
+    ] = None,
+    profile: ProfileOpt = Profile.standard,
+    seed: Seed = 0,
+    device: Device = "cpu",
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the visual features and price regressors; write a model folder.
+
+    Example: houseprice train --data data/city --out models/city --profile quick
+    """
+    from houseprice.jobs import train
+
+    c = Common(seed, device, quiet)
+    path, model = run_job(
+        c,
+        lambda: train(
+            data,
+            out,
+            profile=profile.value,
+            attributes=attributes,
+            backbone=backbone,
+            weights=weights,
+            all_data=all_data,
+            folds=folds,
+            seed=seed,
+            device=device,
+            overwrite=overwrite,
+            progress=c.progress,
+        ),
+    )
+    kind = (
+        "with visual features"
+        if model.featurizer is not None
+        else "without visual features (dataset has no tiles)"
+    )
+    say(f"trained on {model.info['n_train']} houses {kind}; model in {path}")
+
+
+@app.command("predict")
+def predict_cmd(
+    model: Annotated[Path, typer.Option("--model", help="Model folder.")],
+    input: Annotated[Path, typer.Option("--input", help="Table of houses (CSV/Parquet).")],
+    out: Annotated[Path, typer.Option("--out", help="Output table (.csv or .parquet).")],
+    overwrite: Overwrite = False,
+    seed: Seed = 0,
+    device: Device = "cpu",
+    quiet: Quiet = False,
+) -> None:
+    """Price every house of a table (no row is dropped; see used_visual).
+
+    Example: houseprice predict --model models/city --input new_houses.csv --out prices.csv
+    """
+    from houseprice.jobs import predict
+
+    c = Common(seed, device, quiet)
+    path, frame, n_fallback = run_job(
+        c,
+        lambda: predict(model, input, out, device=device, progress=c.progress, overwrite=overwrite),
+    )
+    say(f"priced {len(frame)} houses ({n_fallback} without visual features) → {path}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model: Annotated[Path, typer.Option("--model", help="Model folder.")],
+    data: Annotated[Path, typer.Option("--data", help="The dataset it was trained on.")],
+    out: Annotated[Path, typer.Option("--out", help="Report folder.")],
+    overwrite: Overwrite = False,
+    seed: Seed = 0,
+    device: Device = "cpu",
+    quiet: Quiet = False,
+) -> None:
+    """10% accuracy per attribute set with/without visual features, lift, regressors.
+
+    Example: houseprice evaluate --model models/city --data data/city --out reports/city
+    """
+    from houseprice.jobs import evaluate_folder, table2_text
+
+    c = Common(seed, device, quiet)
+    report = run_job(
+        c,
+        lambda: evaluate_folder(
+            model, data, out, device=device, progress=c.progress, overwrite=overwrite
+        ),
+    )
+    say(table2_text(report))
+    say(f"report: {Path(out) / 'report.md'}")
+
+
+@app.command("explain")
+def explain_cmd(
+    model: Annotated[Path, typer.Option("--model", help="Model folder.")],
+    input: Annotated[Path, typer.Option("--input", help="Table of houses (CSV/Parquet).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (overlays, table).")],
+    map_html: Annotated[Path | None, typer.Option("--map", help="Write an offline map.")] = None,
+    unseen_only: Annotated[
+        bool, typer.Option("--unseen-only", help="Skip the model's training houses.")
+    ] = False,
+    overwrite: Overwrite = False,
+    seed: Seed = 0,
+    device: Device = "cpu",
+    quiet: Quiet = False,
+) -> None:
+    """Price and explain houses: heatmap overlays by weight transfer, a table and a map.
+
+    Example: houseprice explain --model models/city --input data/city/houses.csv\
+    --out expl --map expl/map.html
+    """
+    from houseprice.jobs import explain_table
+
+    c = Common(seed, device, quiet)
+    res = run_job(
+        c,
+        lambda: explain_table(
+            model,
+            input,
+            out,
+            map_html=map_html,
+            device=device,
+            progress=c.progress,
+            test_only=unseen_only,
+            overwrite=overwrite,
+        ),
+    )
+    n_vis = int(res.frame["heatmap"].notna().sum())
+    say(f"explained {len(res.frame)} houses ({n_vis} with heatmaps); table {res.table}")
+    if res.report is not None:
+        ratios = ", ".join(f"{k} {v:.3f}" for k, v in res.report["evidence_mask_ratio"].items())
+        say(f"evidence-mask ratio: {ratios}, uniform {res.report['uniform']:.3f}")
+    if res.map_html is not None:
+        say(f"map: {res.map_html}")
