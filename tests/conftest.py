@@ -87,3 +87,13 @@ def make_planted_dataset(out: Path, n: int = 96, seed: int = 0, tile_px: int = 3
 def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Planted-signal dataset folder (blue square ⇒ +35% price)."""
     return make_planted_dataset(tmp_path_factory.mktemp("planted") / "ds")
+
+
+@pytest.fixture(scope="session")
+def city_model(tiny_city: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A quick-profile model folder trained on ``tiny_city`` (once per test session)."""
+    from houseprice.jobs import train
+
+    out = tmp_path_factory.mktemp("city_model") / "model"
+    train(tiny_city, out, profile="quick", progress=False)
+    return out

@@ -221,7 +221,7 @@ def test_bad_rasters_are_user_errors_naming_the_file(tmp_path: Path, imagery: Pa
 def test_imagery_covering_no_house_hints_at_the_crs(tmp_path: Path, imagery: Path) -> None:
     recs = houses_at([(E0 + 100, N0 - 100)])
     recs[["latitude", "longitude"]] = [[10.0, 20.0]]  # e.g. records in the wrong CRS
-    with pytest.raises(UserInputError, match="covers none of .*Check the CRS") as ei:
+    with pytest.raises(UserInputError, match=r"covers none of .*Check the CRS") as ei:
         cut_tiles(recs, [imagery], tmp_path / "tiles")
     assert str(imagery) in str(ei.value)
 
@@ -282,3 +282,15 @@ def test_tile_folder_is_checked_linked_and_never_modified(tmp_path: Path) -> Non
         link_tile_folder(["H2", "H9"], user)
     with pytest.raises(UserInputError, match="no such tiles folder"):
         link_tile_folder(ids, tmp_path / "nope")
+
+
+def test_cut_tiles_output_does_not_depend_on_threads(tmp_path: Path, imagery: Path) -> None:
+    rng = np.random.default_rng(5)
+    recs = houses_at([(E0 + x, N0 - y) for x, y in rng.uniform(40, 560, (40, 2))])
+    one = cut_tiles(recs, [imagery], tmp_path / "a", tile_px=16, workers=1, chunk=7)
+    two = cut_tiles(recs, [imagery], tmp_path / "b", tile_px=16, workers=2, chunk=5)
+    assert one.images == two.images and one.reasons == two.reasons
+    for name in one.images:
+        assert name is not None
+        stem = name.removeprefix("tiles/")
+        assert (tmp_path / "a" / stem).read_bytes() == (tmp_path / "b" / stem).read_bytes()

@@ -257,10 +257,10 @@ def test_import_source_on_the_fly_and_tile_dataset(tmp_path: Path) -> None:
 
 def test_unreadable_and_unsupported_files(tmp_path: Path) -> None:
     (tmp_path / "h.xlsx").write_bytes(b"x")
-    with pytest.raises(UserInputError, match="unsupported format '.xlsx'"):
+    with pytest.raises(UserInputError, match=r"unsupported format '\.xlsx'"):
         import_records(tmp_path / "h.xlsx", out=tmp_path / "a")
     (tmp_path / "h.gpkg").write_bytes(b"not a geopackage")
-    with pytest.raises(UserInputError, match="h.gpkg: not a readable gpkg file"):
+    with pytest.raises(UserInputError, match=r"h\.gpkg: not a readable gpkg file"):
         import_records(tmp_path / "h.gpkg", out=tmp_path / "a")
     with pytest.raises(UserInputError, match="no such file"):
         import_records(tmp_path / "nope.csv", out=tmp_path / "a")

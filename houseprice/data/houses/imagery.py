@@ -22,10 +22,11 @@ houses are visited in spatial order, so memory does not grow with raster size.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,15 @@ def local_crs(lon0: int) -> CRS:
     )
 
 
-@lru_cache(maxsize=512)
+_THREAD = threading.local()
+
+
 def _to_local(lon0: int) -> Transformer:
-    return Transformer.from_crs("EPSG:4326", local_crs(lon0).to_wkt(), always_xy=True)
+    """WGS84 -> :func:`local_crs` (one transformer per thread: pyproj's are not thread-safe)."""
+    cache = _THREAD.__dict__.setdefault("to_local", {})
+    if lon0 not in cache:
+        cache[lon0] = Transformer.from_crs("EPSG:4326", local_crs(lon0).to_wkt(), always_xy=True)
+    return cache[lon0]
 
 
 def _bands(src: Any) -> tuple[tuple[int, int, int], int | None]:
@@ -329,6 +336,13 @@ class OrthophotoTiles(TileSource):
             )
         return TileBatch(pixels=pixels, ok=ok, reasons=reasons)
 
+    def clone(self) -> OrthophotoTiles:
+        """The same imagery with its own file handles (one per thread)."""
+        other = object.__new__(OrthophotoTiles)
+        other.tile_meters, other.max_nodata = self.tile_meters, self.max_nodata
+        other.rasters = [replace(r, levels={}) for r in self.rasters]
+        return other
+
     def close(self) -> None:
         for r in self.rasters:
             r.close()
@@ -400,15 +414,18 @@ def cut_tiles(
     tile_px: int = 64,
     prefix: str = "tiles/",
     progress: bool = False,
-    chunk: int = 1024,
+    chunk: int = 256,
+    workers: int = 2,
 ) -> TileFiles:
     """Cut every house's tile into ``out_dir/<name>.png``; return the ``image`` values.
 
     The values are ``prefix + <name>.png`` (``out_dir`` is ``tiles/`` of the dataset folder
     being written; names from :func:`tile_names`). ``records`` needs ``house_id``,
     ``latitude``, ``longitude`` (WGS84). Houses without a usable tile get ``None`` and a
-    reason. Raises :class:`UserInputError` when the imagery
-    covers none of the houses (usually a CRS mistake).
+    reason. Raises :class:`UserInputError` when the imagery covers none of the houses
+    (usually a CRS mistake). ``workers`` threads each read spatially contiguous chunks of
+    ``chunk`` houses with their own raster handles (GDAL releases the GIL while warping);
+    the output does not depend on ``workers``.
     """
     from tqdm.auto import tqdm
 
@@ -418,39 +435,42 @@ def cut_tiles(
     ortho = OrthophotoTiles(imagery, tile_meters=tile_meters) if own else imagery
     if not math.isclose(ortho.tile_meters, tile_meters):
         raise UserInputError(f"imagery tile_meters {ortho.tile_meters} != {tile_meters}")
+    local = threading.local()
+    clones: list[OrthophotoTiles] = []
+    folder = Path(out_dir)
+    names = tile_names(records["house_id"].astype(str).tolist())
+
+    def cut(rows: np.ndarray) -> dict[int, str]:
+        if not hasattr(local, "ortho"):
+            local.ortho = ortho.clone()
+            clones.append(local.ortho)
+        batch = local.ortho.read(records.iloc[rows], tile_px, warn=False)
+        for k, i in enumerate(rows):
+            if batch.ok[k]:
+                _save_png(folder / f"{names[i]}.png", batch.pixels[k])
+        return {int(rows[k]): why for k, why in batch.reasons.items()}
+
     try:
         ortho.check_coverage(records)
-        folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        names = tile_names(records["house_id"].astype(str).tolist())
-        order = spatial_order(
-            records["latitude"].to_numpy(dtype=float), records["longitude"].to_numpy(dtype=float)
-        )
-        images: list[str | None] = [None] * len(records)
+        lat, lon = records["latitude"].to_numpy(float), records["longitude"].to_numpy(float)
+        order = spatial_order(lat, lon)
+        chunks = [order[s : s + chunk] for s in range(0, len(order), chunk)]
         reasons: dict[int, str] = {}
-        bar = tqdm(total=len(records), desc="cutting tiles", disable=not progress)
-        with ThreadPoolExecutor(max_workers=2) as pool:  # PNG encoding + file I/O overlap reads
-            pending: list[Future[None]] = []
-            for start in range(0, len(order), chunk):
-                rows = order[start : start + chunk]
-                batch = ortho.read(records.iloc[rows], tile_px, warn=False)
-                for f in pending:
-                    f.result()  # the previous chunk is on disk (or its error is raised)
-                pending = []
-                for k, i in enumerate(rows):
-                    if not batch.ok[k]:
-                        reasons[int(i)] = batch.reasons[k]
-                        continue
-                    name = f"{names[i]}.png"
-                    pending.append(pool.submit(_save_png, folder / name, batch.pixels[k]))
-                    images[int(i)] = prefix + name
+        with (
+            tqdm(total=len(records), desc="cutting tiles", disable=not progress) as bar,
+            ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
+            rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
+        ):
+            for rows, why in zip(chunks, pool.map(cut, chunks), strict=True):
+                reasons.update(why)
                 bar.update(len(rows))
-            for f in pending:
-                f.result()
-        bar.close()
     finally:
+        for c in clones:
+            c.close()
         if own:
             ortho.close()
+    images = [None if i in reasons else f"{prefix}{n}.png" for i, n in enumerate(names)]
     return TileFiles(images=images, reasons=reasons, sizes={tile_px} if any(images) else set())
 
 

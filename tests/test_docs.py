@@ -1,0 +1,28 @@
+"""The docs say what the code does: the README's profile table is the one the code builds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from houseprice.jobs.profile_table import BEGIN, END, profile_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_profile_table_is_generated_from_the_profiles() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert BEGIN in text and END in text, "README lost its profile-table markers"
+    shown = text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    assert shown == profile_table(), (
+        "README's profile table differs from houseprice.profiles; regenerate it with "
+        "`python -m houseprice.jobs.profile_table`"
+    )
+
+
+def test_no_docstring_cites_a_document_outside_the_repo() -> None:
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in [*ROOT.glob("houseprice/**/*.py"), *ROOT.glob("cli/*.py")]
+        if "DESIGN §" in p.read_text(encoding="utf-8")
+    ]
+    assert not offenders, f"cite files in the repo (data_specs/, docs/), not DESIGN: {offenders}"
