@@ -359,6 +359,7 @@ def prepare_records(
         mapping.notes["latitude"] = mapping.notes["longitude"] = coords.how
     else:
         coords = _from_columns(frame, mapping, target_crs, origin)
+    mapping.notes["coordinates"] = coords.how
     n = len(frame)
     work = pd.DataFrame(index=range(n))
     id_src = mapping.source_of("house_id")
@@ -381,7 +382,7 @@ def prepare_records(
                 None if _missing(v) else (v.strip() if isinstance(v, str) else v) for v in vals
             ]
     for c in mapping.extras:
-        work[mapping.renamed.get(c, c)] = frame[c].to_numpy()
+        work[mapping.renamed.get(c, c)] = frame[c].reset_index(drop=True)
     refusals = list(coords.refusals)
     coord_bad = {r.source_row for r in refusals}
     reported = {

@@ -113,7 +113,7 @@ class ImportSource(HouseSource):
         self.path = Path(path)
         self.crs, self.tile_meters, self.tile_px = crs, float(tile_meters), int(tile_px)
         self.name = name or self.path.stem
-        frame, geometry = read_source(self.path)
+        frame, geometry = read_source(self.path, layer)
         self.n_source_rows = len(frame)
         self.records, self.source_rows, self.refusals, self.mapping = prepare_records(
             frame, geometry, columns=columns, crs=crs, origin=str(self.path)
@@ -126,7 +126,11 @@ class ImportSource(HouseSource):
         self.tile_files: TileFiles | None = None
         if self.imagery:
             self._ortho = OrthophotoTiles(self.imagery, tile_meters=self.tile_meters)
-            self._ortho.check_coverage(self.records, origin=f"the houses of {self.path}")
+            try:
+                self._ortho.check_coverage(self.records, origin=f"the houses of {self.path}")
+            except UserInputError:
+                self._ortho.close()
+                raise
         elif self.tiles_dir is not None:
             self.tile_files = link_tile_folder(self.records["house_id"].tolist(), self.tiles_dir)
 
@@ -157,13 +161,14 @@ class ImportSource(HouseSource):
         return str(self.path)
 
     def describe(self) -> str:
-        return f"imported from {self.path.name} ({self.mapping.notes.get('latitude') or 'columns'})"
+        return f"imported from {self.path.name} ({self.mapping.notes['coordinates']})"
 
     def rejected(self) -> pd.DataFrame:
         return rejected_frame(self.refusals)
 
     def mapping_lines(self) -> list[str]:
-        return [f"column mapping for {self.path}:", *self.mapping.lines()]
+        coords = f"  coordinates: {self.mapping.notes['coordinates']}"
+        return [f"column mapping for {self.path}:", *self.mapping.lines(), coords]
 
     def close(self) -> None:
         if self._ortho is not None:
