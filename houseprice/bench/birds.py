@@ -19,6 +19,7 @@ from torch import Tensor
 
 from houseprice.bench.profile import BenchProfile
 from houseprice.data.cub import CUBDataset
+from houseprice.errors import UserInputError
 from houseprice.vision.embedding import (
     CONFIG_FILE,
     EmbeddingNet,
@@ -70,7 +71,7 @@ def resolve_data(
     if cub is not None:
         root = Path(cub)
         if not root.is_dir():
-            raise FileNotFoundError(f"CUB-200-2011 folder not found: {root}")
+            raise UserInputError(f"CUB-200-2011 folder not found: {root}")
         return root, "cub-200-2011"
     root = Path(data)  # type: ignore[arg-type]
     if not root.exists():

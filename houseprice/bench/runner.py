@@ -46,7 +46,13 @@ from houseprice.vision.embedding import CONFIG_FILE, EmbeddingNet, EmbeddingTrai
 
 def _check_arguments(prof: BenchProfile, out: Path, model_dir: Path, weights: Path | None) -> None:
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} exists and is not a folder")
+        raise UserInputError(f"--out {out} exists and is not a folder")
+    if model_dir.is_dir() and not (model_dir / CONFIG_FILE).is_file() and any(model_dir.iterdir()):
+        raise UserInputError(
+            f"--model {model_dir} holds no embedding net ({CONFIG_FILE}) and is not empty; the "
+            "benchmark writes its net only into a new or empty folder (a house-price model "
+            "folder is not an embedding net)"
+        )
     if prof.needs_weights and weights is None and not (model_dir / CONFIG_FILE).is_file():
         raise UserInputError(
             f"profile {prof.name!r} trains a {prof.train.backbone.name} from ImageNet weights: "
@@ -54,7 +60,7 @@ def _check_arguments(prof: BenchProfile, out: Path, model_dir: Path, weights: Pa
             "model folder (--model DIR)"
         )
     if weights is not None and not Path(weights).is_file():
-        raise FileNotFoundError(f"backbone weights file not found: {weights}")
+        raise UserInputError(f"backbone weights file not found: {weights}")
 
 
 def _feature_hw(net: EmbeddingNet, size: int) -> tuple[int, int]:

@@ -69,6 +69,7 @@ def train(
             f"--profile {spec.name} needs ImageNet weights from a local file: pass "
             "--weights PATH (a torchvision resnet50 state dict or .safetensors)"
         )
+    check_weights(weights, cfg)  # before any training: missing or misfit is exit 2
     cfg.weights = weights
     cfg.use_all_rows = all_data
     if folds is not None:
@@ -109,8 +110,36 @@ def predict(
             "the no-visual fallback model (see columns used_visual, tile_problem)",
             stacklevel=2,
         )
+    warn_extrapolation(model, ds.records)
     write_table(frame, out, overwrite=overwrite)
     return Path(out), frame, n_fallback
+
+
+def warn_extrapolation(model: HousePriceModel, records: pd.DataFrame) -> None:
+    """Warn when houses lie far outside the training area or period (prices extrapolate)."""
+    far = model.outside_training(records)
+    if far["place"]:
+        box = ", ".join(f"{v:.4f}" for v in model.info["train_bbox"])
+        warnings.warn(
+            f"{far['place']} of {len(records)} houses lie far outside the training area "
+            f"(lon/lat box {box}); their prices are extrapolations",
+            stacklevel=2,
+        )
+    if far["time"]:
+        lo, hi = model.info["train_date_range"]
+        warnings.warn(
+            f"{far['time']} of {len(records)} houses were sold more than a year outside the "
+            f"training period {lo} .. {hi}; their prices are extrapolations",
+            stacklevel=2,
+        )
+
+
+def check_weights(weights: str | None, config: TrainConfig) -> None:
+    """Refuse a --weights file that is missing or does not fit the configured backbone."""
+    from houseprice.vision.backbones import build_backbone, load_backbone_weights
+
+    if weights is not None:
+        load_backbone_weights(build_backbone(config.siamese.backbone), weights)
 
 
 def write_report(report: dict[str, Any], preds: pd.DataFrame, out_dir: str | Path) -> Path:

@@ -114,6 +114,12 @@ class HousePriceModel:
                 str(train["sold_date"].min().date()),
                 str(train["sold_date"].max().date()),
             ],
+            "train_bbox": [  # lon_min, lat_min, lon_max, lat_max of the training houses
+                float(train["longitude"].min()),
+                float(train["latitude"].min()),
+                float(train["longitude"].max()),
+                float(train["latitude"].max()),
+            ],
         }
         featurizer, regressor, feats_full = None, None, None
         if dataset.has_tiles and dataset.tiles is not None:
@@ -238,6 +244,29 @@ class HousePriceModel:
             out["tile_problem"] = [batch.reasons.get(i) for i in range(len(records))]
         elif self.featurizer is not None:
             out["tile_problem"] = "no imagery for this table"
+        return out
+
+    def outside_training(self, records: pd.DataFrame) -> dict[str, int]:
+        """How many rows lie well outside the training houses' area or sale period.
+
+        "Well outside": beyond the training bounding box by more than 10% of its size (or
+        0.01°), or sold more than a year before / after the training period. Such prices are
+        extrapolations; jobs warn about them.
+        """
+        out = {"place": 0, "time": 0}
+        box = self.info.get("train_bbox")
+        if box and {"latitude", "longitude"} <= set(records.columns):
+            x0, y0, x1, y1 = box
+            mx, my = max(0.1 * (x1 - x0), 0.01), max(0.1 * (y1 - y0), 0.01)
+            lon, lat = records["longitude"], records["latitude"]
+            far = (lon < x0 - mx) | (lon > x1 + mx) | (lat < y0 - my) | (lat > y1 + my)
+            out["place"] = int(far.sum())
+        span = self.info.get("train_date_range")
+        if span and "sold_date" in records.columns:
+            lo = pd.Timestamp(span[0]) - pd.DateOffset(years=1)
+            hi = pd.Timestamp(span[1]) + pd.DateOffset(years=1)
+            d = pd.to_datetime(records["sold_date"])
+            out["time"] = int(((d < lo) | (d > hi)).sum())
         return out
 
     # --------------------------------------------------------------- persistence

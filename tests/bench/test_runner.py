@@ -20,6 +20,7 @@ from houseprice.bench.methods import bench_specs
 from houseprice.bench.profile import bench_profile
 from houseprice.bench.report import render_markdown
 from houseprice.bench.runner import run_benchmark
+from houseprice.errors import UserInputError
 from houseprice.explain import Explainer, LowRes, registered
 from houseprice.explain.base import Target
 
@@ -176,7 +177,7 @@ def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="weights"):
         run_benchmark(data=tmp_path / "never", out=tmp_path / "o", profile="paper")
     assert not (tmp_path / "never").exists()  # refused before generating anything
-    with pytest.raises(FileNotFoundError, match="CUB"):
+    with pytest.raises(UserInputError, match="CUB"):
         run_benchmark(cub=tmp_path / "nothing", out=tmp_path / "o", profile="quick")
 
 
