@@ -27,8 +27,12 @@ from houseprice.profiles import Profile
 @data_app.command("synth-city")
 def data_synth_city(
     out: Annotated[Path, typer.Option("--out", help="Output dataset folder.")],
-    houses: Annotated[int, typer.Option("--houses", help="Number of houses.")] = 2000,
-    tile_px: Annotated[int, typer.Option("--tile-px", help="Tile size in pixels.")] = 64,
+    houses: Annotated[
+        int, typer.Option("--houses", min=1, max=200_000, help="Number of houses.")
+    ] = 2000,
+    tile_px: Annotated[
+        int, typer.Option("--tile-px", min=8, max=512, help="Tile size in pixels.")
+    ] = 64,
     seed: Seed = 0,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -59,9 +63,9 @@ def data_synth_city(
 def data_synth_birds(
     out: Annotated[Path, typer.Option("--out", help="Output folder (CUB-200-2011 layout).")],
     profile: ProfileOpt = Profile.standard,
-    classes: Annotated[int | None, typer.Option("--classes")] = None,
-    per_class: Annotated[int | None, typer.Option("--per-class")] = None,
-    image_px: Annotated[int | None, typer.Option("--image-px")] = None,
+    classes: Annotated[int | None, typer.Option("--classes", min=2, max=2000)] = None,
+    per_class: Annotated[int | None, typer.Option("--per-class", min=2, max=1000)] = None,
+    image_px: Annotated[int | None, typer.Option("--image-px", min=32, max=1024)] = None,
     seed: Seed = 0,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -122,3 +126,98 @@ def data_validate(
     summary = run_job(Common(), lambda: summarize(load_any(path, purpose=purpose.value)))
     say(f"{path}: valid ({summary['rows']} rows)")
     say(json.dumps(summary, indent=2))
+
+
+@data_app.command("import")
+def data_import(
+    records: Annotated[
+        Path, typer.Option("--records", help="Sales table: CSV, Parquet, GeoParquet, GeoPackage.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Dataset folder to write.")],
+    column: Annotated[
+        list[str] | None,
+        typer.Option("--column", help="contract=source, e.g. price=SalePrice (repeatable)."),
+    ] = None,
+    crs: Annotated[
+        str | None, typer.Option("--crs", help="CRS of lat/lon or x/y columns, e.g. EPSG:2227.")
+    ] = None,
+    layer: Annotated[str | None, typer.Option("--layer", help="GeoPackage layer.")] = None,
+    imagery: Annotated[
+        list[Path] | None, typer.Option("--imagery", help="GeoTIFF/COG orthophoto (repeatable).")
+    ] = None,
+    tiles: Annotated[
+        Path | None, typer.Option("--tiles", help="Folder of per-house images named by house_id.")
+    ] = None,
+    tile_meters: Annotated[
+        float, typer.Option("--tile-meters", min=5.0, max=2000.0, help="Tile ground width (m).")
+    ] = 70.0,
+    tile_px: Annotated[
+        int, typer.Option("--tile-px", min=16, max=1024, help="Tile size in pixels.")
+    ] = 64,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Import a sales table in any CRS (and cut house tiles from orthophotos) as a dataset.
+
+    Example: houseprice data import --records sales.gpkg --column price=SalePrice\
+    --imagery ortho.tif --out data/sales
+    """
+    from houseprice.data.houses.columns import parse_column_pairs
+    from houseprice.data.houses.importer import import_records
+
+    c = Common(quiet=quiet)
+    res = run_job(
+        c,
+        lambda: import_records(
+            records,
+            out=out,
+            columns=parse_column_pairs(column or []),
+            crs=crs,
+            layer=layer,
+            imagery=imagery or None,
+            tiles_dir=tiles,
+            tile_meters=tile_meters,
+            tile_px=tile_px,
+            overwrite=overwrite,
+            progress=c.progress,
+        ),
+    )
+    for line in res.lines():
+        say(line)
+
+
+@data_app.command("tiles")
+def data_tiles(
+    data: Annotated[Path, typer.Option("--data", help="Folder written by `data import`.")],
+    imagery: Annotated[
+        list[Path], typer.Option("--imagery", help="GeoTIFF/COG orthophoto (repeatable).")
+    ],
+    tile_meters: Annotated[
+        float | None, typer.Option("--tile-meters", min=5.0, max=2000.0, help="Ground width (m).")
+    ] = None,
+    tile_px: Annotated[
+        int | None, typer.Option("--tile-px", min=16, max=1024, help="Tile size in pixels.")
+    ] = None,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Cut house-centred tiles from orthophotos for an imported dataset (in place).
+
+    Example: houseprice data tiles --data data/sales --imagery ortho.tif
+    """
+    from houseprice.data.houses.importer import tile_dataset
+
+    c = Common(quiet=quiet)
+    res = run_job(
+        c,
+        lambda: tile_dataset(
+            data,
+            imagery,
+            tile_meters=tile_meters,
+            tile_px=tile_px,
+            overwrite=overwrite,
+            progress=c.progress,
+        ),
+    )
+    for line in res.lines():
+        say(line)

@@ -29,7 +29,9 @@ def demo(
     profile: ProfileOpt = Profile.standard,
     seed: Seed = 0,
     device: Device = "cpu",
-    houses: Annotated[int | None, typer.Option("--houses", help="City size override.")] = None,
+    houses: Annotated[
+        int | None, typer.Option("--houses", min=1, max=200_000, help="City size override.")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Run the whole pipeline on the synthetic city: generate, train, evaluate, map.
@@ -131,6 +133,10 @@ def predict_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model folder.")],
     input: Annotated[Path, typer.Option("--input", help="Table of houses (CSV/Parquet).")],
     out: Annotated[Path, typer.Option("--out", help="Output table (.csv or .parquet).")],
+    imagery: Annotated[
+        list[Path] | None,
+        typer.Option("--imagery", help="Cut tiles on the fly from GeoTIFF/COG (repeatable)."),
+    ] = None,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",

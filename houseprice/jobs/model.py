@@ -19,7 +19,8 @@ from houseprice.artifacts import (
     atomic_write_text,
     check_output_folder,
 )
-from houseprice.data.houses import load_any, load_dataset
+from houseprice.data.houses import Dataset, load_any, load_dataset
+from houseprice.data.houses.importer import ImportSource
 from houseprice.errors import UserInputError
 from houseprice.jobs.outputs import write_csv, write_table
 from houseprice.pricing.attributes import FULL_SET, parse_attribute_set
@@ -92,8 +93,14 @@ def predict(
     device: str = "cpu",
     progress: bool = True,
     overwrite: bool = False,
+    imagery: list[Path] | None = None,
 ) -> tuple[Path, pd.DataFrame, int]:
-    """Price every row of a table; returns the output path, the frame and #fallback rows."""
+    """Price every row of a table; returns the output path, the frame and #fallback rows.
+
+    With ``imagery`` (GeoTIFF/COG orthophotos) the table may be any importable file (CSV,
+    Parquet, GeoParquet, GeoPackage, any CRS) and tiles are cut on the fly; rows that cannot
+    be read are written to ``<out>.rejected.csv``, never dropped silently.
+    """
     from houseprice.errors import OutputExistsError
 
     if Path(out).exists() and Path(out).resolve() == Path(table).resolve():
@@ -101,8 +108,20 @@ def predict(
     if Path(out).exists() and not overwrite and not Path(out).is_dir():
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
     model = HousePriceModel.load(model_dir)
-    ds = load_any(table, purpose="predict")
-    frame = model.predict_frame(ds.records, ds.tiles, device=device, progress=progress)
+    ds, source = open_houses(table, imagery=imagery, tile_meters=model.tile_meters)
+    try:
+        frame = model.predict_frame(ds.records, ds.tiles, device=device, progress=progress)
+    finally:
+        if source is not None:
+            source.close()
+    if source is not None and source.refusals:
+        rejected = Path(out).with_suffix(".rejected.csv")
+        write_csv(source.rejected(), rejected)
+        warnings.warn(
+            f"{len(source.refusals)} problem(s) in {table}: those rows could not be priced; "
+            f"see {rejected}",
+            stacklevel=2,
+        )
     n_fallback = int((~frame["used_visual"]).sum())
     if model.featurizer is not None and n_fallback:
         warnings.warn(
@@ -140,6 +159,24 @@ def check_weights(weights: str | None, config: TrainConfig) -> None:
 
     if weights is not None:
         load_backbone_weights(build_backbone(config.siamese.backbone), weights)
+
+
+def open_houses(
+    table: str | Path,
+    *,
+    imagery: list[Path] | None = None,
+    tile_meters: float | None = None,
+    purpose: str = "predict",
+) -> tuple[Dataset, ImportSource | None]:
+    """The houses of ``table``: a dataset folder/table, or a user file with orthophotos."""
+    if not imagery:
+        return load_any(table, purpose=purpose), None  # type: ignore[arg-type]
+    source = ImportSource(table, imagery=imagery, tile_meters=float(tile_meters or 70.0))
+    try:
+        return source.load(purpose=purpose), source  # type: ignore[arg-type]
+    except BaseException:
+        source.close()
+        raise
 
 
 def write_report(report: dict[str, Any], preds: pd.DataFrame, out_dir: str | Path) -> Path:

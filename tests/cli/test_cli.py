@@ -34,6 +34,8 @@ def run(*args: str) -> tuple[int, str]:
         ["data", "synth-birds"],
         ["data", "ames"],
         ["data", "validate"],
+        ["data", "import"],
+        ["data", "tiles"],
         ["bench", "explainers"],
     ],
 )

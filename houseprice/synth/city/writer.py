@@ -125,6 +125,10 @@ def _dataset_meta(
     }
 
 
+#: Largest tile the generator renders (the city raster grows with the square of it).
+MAX_TILE_PX = 512
+
+
 def generate_city(
     out_dir: str | Path,
     *,
@@ -146,8 +150,11 @@ def generate_city(
     """
     cfg = config or CityConfig()
     out = Path(out_dir)
-    if tile_px < 8:
-        raise UserInputError(f"tile_px must be >= 8, got {tile_px}")
+    if not 8 <= tile_px <= MAX_TILE_PX:
+        raise UserInputError(
+            f"--tile-px must be between 8 and {MAX_TILE_PX}, got {tile_px} (the whole city is "
+            "rendered at this resolution)"
+        )
     if not tile_meters > 0:
         raise UserInputError(f"tile_meters must be > 0, got {tile_meters}")
     cfg.check(tile_meters)
