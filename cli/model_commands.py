@@ -137,6 +137,13 @@ def predict_cmd(
         list[Path] | None,
         typer.Option("--imagery", help="Cut tiles on the fly from GeoTIFF/COG (repeatable)."),
     ] = None,
+    explain_contributions: Annotated[
+        bool,
+        typer.Option(
+            "--explain-contributions",
+            help="Add each house's price split in money: base_price, contrib_<group>.",
+        ),
+    ] = False,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",

@@ -86,13 +86,30 @@ def _write_heatmaps(
 
 
 def _scorable(model: HousePriceModel, ds: Dataset) -> bool:
-    """Evidence masks and prices for every row: the explanations can be scored."""
-    return bool(
+    """The explanations can be scored: evidence masks, prices, and the training houses.
+
+    The scores need the model's training houses (reference pairs of the direct methods); a
+    table with only some houses of a city is explained and mapped, with a warning instead.
+    """
+    import warnings
+
+    if not (
         model.featurizer is not None
         and (ds.meta.get("truth") or {}).get("evidence_dir")
         and "price" in ds.records.columns
         and ds.records["price"].notna().all()
-    )
+    ):
+        return False
+    ids = set(ds.records["house_id"].astype(str))
+    present = sum(h in ids for h in model.train_ids)
+    if present < len(model.train_ids):
+        warnings.warn(
+            f"evidence scores skipped: the table holds {present} of the model's "
+            f"{len(model.train_ids)} training houses (score on the full dataset table)",
+            stacklevel=3,
+        )
+        return False
+    return True
 
 
 def explain_table(
@@ -128,7 +145,9 @@ def explain_table(
     with atomic_directory(
         out, overwrite=overwrite, kind="houseprice-explanations", inputs=(model_dir, table)
     ) as tmp:
-        frame = model.predict_frame(rec, ds.tiles, device=device, progress=progress)
+        frame = model.predict_frame(
+            rec, ds.tiles, device=device, progress=progress, contributions=True
+        )
         frame["image"] = ds.tiles.describe(rec) if ds.tiles is not None else None
         frame["heatmap"] = None
         frame["overlay"] = None

@@ -94,12 +94,14 @@ def predict(
     progress: bool = True,
     overwrite: bool = False,
     imagery: list[Path] | None = None,
+    contributions: bool = False,
 ) -> tuple[Path, pd.DataFrame, int]:
     """Price every row of a table; returns the output path, the frame and #fallback rows.
 
     With ``imagery`` (GeoTIFF/COG orthophotos) the table may be any importable file (CSV,
     Parquet, GeoParquet, GeoPackage, any CRS) and tiles are cut on the fly; rows that cannot
-    be read are written to ``<out>.rejected.csv``, never dropped silently.
+    be read are written to ``<out>.rejected.csv``, never dropped silently. ``contributions``
+    adds each house's price split in money (``base_price``, ``contrib_*``).
     """
     from houseprice.errors import OutputExistsError
 
@@ -110,7 +112,9 @@ def predict(
     model = HousePriceModel.load(model_dir)
     ds, source = open_houses(table, imagery=imagery, tile_meters=model.tile_meters)
     try:
-        frame = model.predict_frame(ds.records, ds.tiles, device=device, progress=progress)
+        frame = model.predict_frame(
+            ds.records, ds.tiles, device=device, progress=progress, contributions=contributions
+        )
     finally:
         if source is not None:
             source.close()

@@ -90,16 +90,16 @@ def attribute_frame(records: pd.DataFrame, letters: tuple[str, ...]) -> pd.DataF
     for col in feature_columns(letters):
         if col == "t_months":
             if "sold_date" not in records.columns:
-                raise ValueError("attribute T needs the 'sold_date' column")
+                raise UserInputError("attribute T needs the 'sold_date' column")
             out[col] = months_since_epoch(records["sold_date"])
         elif col not in records.columns:
-            raise ValueError(f"attribute column {col!r} is not in the table")
+            raise UserInputError(f"attribute column {col!r} is not in the table")
         else:
             v = pd.to_numeric(records[col], errors="coerce")
             bad = v.isna() & records[col].notna()
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-                raise ValueError(
+                raise UserInputError(
                     f"attribute column {col!r} must be numeric (row {row}: "
                     f"{records[col].iloc[row - 1]!r})"
                 )

@@ -26,6 +26,7 @@ from houseprice.pricing.attributes import (
     visual_columns,
     with_visual,
 )
+from houseprice.pricing.contributions import log_contributions, money_contributions
 from houseprice.pricing.regressor import PriceRegressor
 from houseprice.runtime import resolve_device
 from houseprice.valuation.config import TrainConfig
@@ -217,10 +218,13 @@ class HousePriceModel:
         *,
         device: str = "cpu",
         progress: bool = False,
+        contributions: bool = False,
     ) -> pd.DataFrame:
         """Price every row; adds ``predicted_price``, ``used_visual`` and ``vf*`` columns.
 
         Rows without a usable tile (``tile_problem`` says why) use the no-visual regressor.
+        ``contributions`` adds ``base_price`` and ``contrib_<group>`` in currency
+        (:mod:`houseprice.pricing.contributions`; ``contrib_image`` is NaN for fallback rows).
         """
         self.check_columns(records)
         x_attr = attribute_frame(records, self.config.attributes)
@@ -240,11 +244,28 @@ class HousePriceModel:
         out["used_visual"] = use
         for i, c in enumerate(self.visual_columns):
             out[c] = feats[:, i]
+        if contributions:
+            money = self._contributions(x_attr, feats, use)
+            for c in money.columns:
+                out[c] = money[c].to_numpy()
         if batch is not None:
             out["tile_problem"] = [batch.reasons.get(i) for i in range(len(records))]
         elif self.featurizer is not None:
             out["tile_problem"] = "no imagery for this table"
         return out
+
+    def _contributions(
+        self, x_attr: pd.DataFrame, feats: np.ndarray, use: np.ndarray
+    ) -> pd.DataFrame:
+        """Money contributions of each row's regressor (visual for ``use``, else fallback)."""
+        parts = []
+        if (~use).any():
+            base, groups = log_contributions(self.regressor_no_visual, x_attr[~use])
+            parts.append(money_contributions(base, groups))
+        if use.any() and self.regressor is not None:
+            base, groups = log_contributions(self.regressor, with_visual(x_attr, feats)[use])
+            parts.append(money_contributions(base, groups))
+        return pd.concat(parts).reindex(x_attr.index)
 
     def outside_training(self, records: pd.DataFrame) -> dict[str, int]:
         """How many rows lie well outside the training houses' area or sale period.

@@ -120,3 +120,26 @@ def test_no_tile_dataset_trains_no_visual_model(tmp_path: Path, planted: Path) -
     assert model.featurizer is None and model.regressor is None
     out = model.predict_frame(ds.records, ds.tiles)
     assert not out["used_visual"].any()
+
+
+def test_contributions_add_up_to_the_prediction(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    """SHAP groups sum to the log prediction exactly, money groups to the price (1e-9 rel)."""
+    from houseprice.pricing.contributions import log_contributions
+
+    data, folder = trained
+    model = HousePriceModel.load(folder)
+    ds = load_dataset(data)
+    rec = ds.records.copy()
+    rec.loc[rec.index[:3], "image"] = None  # three fallback rows
+    out = model.predict_frame(rec, ds.tiles, contributions=True)
+    money = out.filter(like="contrib_").fillna(0.0).sum(axis=1) + out["base_price"]
+    np.testing.assert_allclose(money, out["predicted_price"], rtol=1e-9)
+    assert (
+        out["contrib_image"].iloc[:3].isna().all() and out["contrib_image"].iloc[3:].notna().all()
+    )
+    assert {"contrib_location", "contrib_area", "contrib_sale_time"} <= set(out.columns)
+    x = attribute_frame(rec, model.config.attributes).iloc[:3]
+    base, groups = log_contributions(model.regressor_no_visual, x)
+    np.testing.assert_allclose(
+        base + groups.sum(axis=1), np.log(out["predicted_price"].iloc[:3]), rtol=0, atol=1e-12
+    )
