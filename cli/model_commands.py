@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,11 @@ from cli.common import (
     say,
 )
 from houseprice.profiles import Profile
+
+
+class EvalSplit(str, Enum):
+    test = "test"
+    validation = "validation"
 
 
 # ----------------------------------------------------------------------------- demo
@@ -168,6 +174,14 @@ def evaluate_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model folder.")],
     data: Annotated[Path, typer.Option("--data", help="The dataset it was trained on.")],
     out: Annotated[Path, typer.Option("--out", help="Report folder.")],
+    split: Annotated[
+        EvalSplit,
+        typer.Option(
+            "--split",
+            help="test: the sealed score. validation: the last 25% of the training period, "
+            "for every choice (never reads the test rows).",
+        ),
+    ] = EvalSplit.test,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -183,7 +197,13 @@ def evaluate_cmd(
     report = run_job(
         c,
         lambda: evaluate_folder(
-            model, data, out, device=device, progress=c.progress, overwrite=overwrite
+            model,
+            data,
+            out,
+            device=device,
+            progress=c.progress,
+            overwrite=overwrite,
+            split=split.value,
         ),
     )
     say(table2_text(report))

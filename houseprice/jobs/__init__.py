@@ -3,13 +3,13 @@
 - :mod:`~houseprice.jobs.model`: ``train``, ``predict``, ``evaluate_folder``;
 - :mod:`~houseprice.jobs.explain`: ``explain_table`` (overlays, table, map, evidence scores);
 - :mod:`~houseprice.jobs.demo`: ``run_demo`` (city → model → report → map);
-- :mod:`~houseprice.jobs.bench`: ``bench_explainers``;
+- :mod:`~houseprice.jobs.bench`: ``bench_explainers``, ``bench_pricing``;
 - :mod:`~houseprice.jobs.outputs`: output tables and file names.
 
 Notebooks call the same functions as the typer commands.
 """
 
-from houseprice.jobs.bench import bench_explainers
+from houseprice.jobs.bench import bench_explainers, bench_pricing
 from houseprice.jobs.demo import DemoResult, run_demo
 from houseprice.jobs.explain import ExplainResult, explain_table
 from houseprice.jobs.model import evaluate_folder, predict, train, write_report
@@ -20,6 +20,7 @@ __all__ = [
     "DemoResult",
     "ExplainResult",
     "bench_explainers",
+    "bench_pricing",
     "evaluate_folder",
     "explain_table",
     "predict",

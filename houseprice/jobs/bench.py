@@ -34,3 +34,41 @@ def bench_explainers(
         progress=progress,
         model_dir=None if model_dir is None else Path(model_dir),
     )
+
+
+def bench_pricing(
+    *,
+    out: str | Path,
+    profile: str = "standard",
+    cities: int | None = None,
+    seeds: int | None = None,
+    houses: int | None = None,
+    with_ames: bool = True,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The pricing benchmark (sealed cities × training seeds); writes report.json/.md/plot."""
+    from houseprice.artifacts import (
+        atomic_directory,
+        atomic_write_bytes,
+        atomic_write_json,
+        atomic_write_text,
+        check_output_folder,
+    )
+    from houseprice.bench.pricing import SEALED_CITY_SEEDS, TRAINING_SEEDS, run_pricing_benchmark
+    from houseprice.bench.pricing_report import plot_lifts, report_markdown
+
+    check_output_folder(out, overwrite=overwrite)  # before the long run
+    report = run_pricing_benchmark(
+        profile=profile,
+        cities=cities or len(SEALED_CITY_SEEDS),
+        seeds=seeds or len(TRAINING_SEEDS),
+        houses=houses,
+        with_ames=with_ames,
+        progress=progress,
+    )
+    with atomic_directory(out, overwrite=overwrite, kind="houseprice-bench-pricing") as tmp:
+        atomic_write_json(tmp / "report.json", report)
+        atomic_write_bytes(tmp / "lift.png", plot_lifts(report))
+        atomic_write_text(tmp / "report.md", report_markdown(report, "lift.png"))
+    return report

@@ -1,4 +1,12 @@
-"""The demo job: generate the synthetic city, train, evaluate, explain on a map."""
+"""The demo job: generate the synthetic city, import it as user data, train, evaluate, explain.
+
+The demo goes through the user-data path (docs/import.md): the city's GeoParquet records
+(``city/houses.parquet``) and its one georeferenced orthophoto (``city/orthophoto.tif``) are
+imported with ``houseprice data import`` into ``data/``, which cuts every tile from the
+orthophoto; the city's evaluation truth is then attached to ``data/``
+(:func:`houseprice.synth.city.orthophoto.attach_truth`) so the oracle row and the evidence scores
+still work. Training, evaluation and the map all read ``data/``.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +35,30 @@ class DemoResult:
     seconds: dict[str, float]
 
 
+def import_city(city: Path, data: Path, *, overwrite: bool, progress: bool) -> Path:
+    """Import a synthetic city's GeoParquet records and orthophoto into ``data``, with its truth.
+
+    The tiles are cut from ``orthophoto.tif`` at the city's ``tile_meters`` / ``tile_px``
+    (``houseprice data import``), then ``truth/`` is copied in (``attach_truth``).
+    """
+    from houseprice.data.houses.folder import read_dataset_meta
+    from houseprice.data.houses.importer import import_records
+    from houseprice.synth.city import orthophoto
+
+    meta = read_dataset_meta(city)
+    import_records(
+        city / orthophoto.GEOPARQUET_NAME,
+        out=data,
+        imagery=[city / orthophoto.ORTHOPHOTO_NAME],
+        tile_meters=float(meta["tile_meters"]),
+        tile_px=int(meta["tile_px"]),
+        overwrite=overwrite,
+        progress=progress,
+        name=str(meta["name"]),
+    )
+    return orthophoto.attach_truth(data, city)
+
+
 def run_demo(
     out: str | Path,
     *,
@@ -37,7 +69,7 @@ def run_demo(
     overwrite: bool = True,
     n_houses: int | None = None,
 ) -> DemoResult:
-    """Generate the synthetic city, train, evaluate, explain on a map.
+    """Generate the synthetic city, import it as user data, train, evaluate, explain on a map.
 
     ``out`` must be new, empty, or a previous demo's output that nothing was added to or
     changed in (its ``manifest.json`` lists every file); anything else is refused, never
@@ -55,15 +87,18 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
-    data = out / "city"
+    city = out / "city"
     generate_city(
-        data,
+        city,
         n_houses=spec.city.houses if n_houses is None else n_houses,
         seed=seed,
         progress=progress,
         overwrite=overwrite,
     )
     t["generate"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    data = import_city(city, out / "data", overwrite=overwrite, progress=progress)
+    t["import"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     model_dir, _ = train(
         data,

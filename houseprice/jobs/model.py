@@ -203,6 +203,7 @@ def evaluate_folder(
     progress: bool = True,
     with_regressors: bool = True,
     overwrite: bool = False,
+    split: str = "test",
 ) -> dict[str, Any]:
     """Evaluate a trained model on its dataset and write report.json / report.md.
 
@@ -215,8 +216,15 @@ def evaluate_folder(
         if Path(data).is_dir()
         else load_any(data, purpose="train")
     )
+    if split not in ("test", "validation"):
+        raise UserInputError(f"--split must be test or validation, got {split!r}")
     report, preds = evaluate(
-        model, ds, device=device, progress=progress, with_regressors=with_regressors
+        model,
+        ds,
+        device=device,
+        progress=progress,
+        with_regressors=with_regressors,
+        split=split,  # type: ignore[arg-type]
     )
     with atomic_directory(
         out, overwrite=overwrite, kind="houseprice-report", inputs=(model_dir, data)

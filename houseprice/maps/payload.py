@@ -3,9 +3,11 @@
 This module owns everything between a checked valuations table (``houseprice.maps.table``)
 and the JSON block the page script (``valuation_map.js``) reads: classifying each
 prediction's outcome, the tile footprint of each house, downscaling thumbnails into a shared
-image table of ``data:`` URIs (unreadable files reported with row, house_id and column in one
-``UserInputError``), formatting the popup text (everything from the input goes through
-``html.escape``) and encoding the payload so that it is safe inside a ``<script>`` element.
+image table of ``data:`` URIs, or of image files next to a map folder (unreadable files
+reported with row, house_id and column in one ``UserInputError``), formatting the popup text
+(everything from the input goes through ``html.escape``; the contribution chart comes from
+``houseprice.maps.contributions``) and encoding the payload so that it is safe inside a
+``<script>`` element.
 It knows nothing about folium: ``houseprice.maps.layers`` and ``houseprice.maps.render`` do.
 """
 
@@ -28,7 +30,8 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from houseprice.errors import UserInputError
-from houseprice.maps.table import Problems, attribute_columns, is_missing
+from houseprice.maps.contributions import contribution_html
+from houseprice.maps.table import Problems, attribute_columns, contribution_columns, is_missing
 
 __all__ = [
     "OUTCOMES",
@@ -79,6 +82,11 @@ class MapStyle:
     disable_clustering_at_zoom: int = 18  # individual markers from this zoom on
     max_cluster_radius: int = 50  # pixels
     colorbar_stops: int = 11  # colour stops of the legend's relevance colour bar
+    area_min_houses: int = 5  # area cells with fewer houses (with a value) are not drawn
+    area_cells_across: int = 30  # default area cell size: the data extent / this
+    area_opacity: float = 0.55  # fill opacity of the area cells
+    chunk_houses: int = 1000  # a folder map's spatial chunks hold at most this many houses
+    view_budget: int = 15_000  # a folder map loads chunks once at most this many are in view
 
 
 def classify_outcome(predicted: float, price: float | None, *, tolerance: float = 0.10) -> str:
@@ -120,14 +128,20 @@ def tile_footprint_bounds(
 
 @dataclass(frozen=True)
 class _Thumbnail:
-    uri: str  # data URI
+    data: bytes  # encoded JPEG or PNG
+    mime: str  # image/jpeg or image/png
     width: int
     height: int
     source_size: tuple[int, int]
 
+    @property
+    def uri(self) -> str:
+        """The image as a ``data:`` URI."""
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
 
 def _thumbnail(path: Path, thumb_px: int, jpeg_quality: int) -> _Thumbnail:
-    """Downscale an image to fit in thumb_px x thumb_px and encode it as a data URI."""
+    """Downscale an image to fit in thumb_px x thumb_px and encode it (JPEG, PNG with alpha)."""
     with Image.open(path) as opened:
         source_size = opened.size
         opened.draft("RGB", (thumb_px, thumb_px))  # JPEG: decode at reduced scale; else no-op
@@ -143,16 +157,20 @@ def _thumbnail(path: Path, thumb_px: int, jpeg_quality: int) -> _Thumbnail:
     else:
         image.save(buffer, format="JPEG", quality=jpeg_quality, optimize=True)
         mime = "image/jpeg"
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return _Thumbnail(f"data:{mime};base64,{encoded}", image.width, image.height, source_size)
+    return _Thumbnail(buffer.getvalue(), mime, image.width, image.height, source_size)
 
 
 class _ImageTable:
-    """Thumbnails stored once each (two houses sharing a file share one data URI)."""
+    """Thumbnails stored once each (two houses sharing a file share one entry).
 
-    def __init__(self, thumb_px: int, jpeg_quality: int) -> None:
+    Entries are ``data:`` URIs, or with ``folder`` files ``<folder>/img/<n>.jpg|png`` written
+    at once and referred to by their relative URL (a folder map loads them on demand).
+    """
+
+    def __init__(self, thumb_px: int, jpeg_quality: int, folder: Path | None = None) -> None:
         self.thumb_px = thumb_px
         self.jpeg_quality = jpeg_quality
+        self.folder = folder
         self.entries: list[list[Any]] = []  # [uri, width, height]
         self._index: dict[Path, tuple[int, _Thumbnail]] = {}
 
@@ -174,9 +192,18 @@ class _ImageTable:
         except (UnidentifiedImageError, OSError) as err:
             problems.add(row, house_id, column, f"cannot read {path} as an image ({err})")
             return -1, None
-        self.entries.append([thumb.uri, thumb.width, thumb.height])
+        self.entries.append([self._store(thumb), thumb.width, thumb.height])
         self._index[path] = (len(self.entries) - 1, thumb)
         return len(self.entries) - 1, thumb
+
+    def _store(self, thumb: _Thumbnail) -> str:
+        if self.folder is None:
+            return thumb.uri
+        name = f"img/{len(self.entries):06d}.{'png' if thumb.mime == 'image/png' else 'jpg'}"
+        target = self.folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(thumb.data)  # inside the map's temporary folder (atomic_directory)
+        return name
 
 
 # --------------------------------------------------------------------------------------------
@@ -209,8 +236,13 @@ def _row(label: str, value: str) -> str:
     return f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
 
 
-def _info_html(record: dict[str, Any], attributes: Iterable[str], outcome: Outcome) -> str:
-    """The popup's text part: id, outcome badge, prices, error, visual features, attributes."""
+def _info_html(
+    record: dict[str, Any],
+    attributes: Iterable[str],
+    outcome: Outcome,
+    contributions: list[str],
+) -> str:
+    """The popup's text: id, outcome badge, prices, error, visual features, attributes, chart."""
     predicted = float(record["predicted_price"])
     price = float(record["price"])
     known = math.isfinite(price)
@@ -229,7 +261,8 @@ def _info_html(record: dict[str, Any], attributes: Iterable[str], outcome: Outco
         f"{html.escape(outcome.badge)}"
         "</span></div>"
     )
-    return f'{head}<table class="hp-table"><tbody>{"".join(rows)}</tbody></table>'
+    chart = contribution_html(record, contributions)
+    return f'{head}<table class="hp-table"><tbody>{"".join(rows)}</tbody></table>{chart}'
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,9 +274,10 @@ class ValuationHouses:
     """The houses of a checked frame as the page script reads them, plus their summary."""
 
     houses: list[dict[str, Any]]  # one JSON record per house (keys documented in _house)
-    images: list[list[Any]]  # image table: [data URI, width, height]
+    images: list[list[Any]]  # image table: [data URI or relative URL, width, height]
     counts: list[int]  # houses per outcome, in OUTCOMES order
     bounds: np.ndarray  # (N, 4) tile footprints: south, west, north, east
+    outcomes: np.ndarray | None = None  # (N,) index into OUTCOMES of each house
 
     @property
     def n_heatmaps(self) -> int:
@@ -265,6 +299,7 @@ def _house(
     heat_index: int,
     bounds: np.ndarray,
     attributes: list[str],
+    contributions: list[str],
 ) -> dict[str, Any]:
     """One house's JSON record: position, outcome, image indices, footprint, label, popup."""
     outcome = OUTCOMES[outcome_index]
@@ -276,27 +311,37 @@ def _house(
         "h": heat_index,  # same for the heatmap overlay
         "b": [round(float(v), 7) for v in bounds],  # footprint: south, west, north, east
         "label": html.escape(f"{record['house_id']} · {outcome.label}"),
-        "info": _info_html(record, attributes, outcome),
+        "info": _info_html(record, attributes, outcome, contributions),
     }
 
 
 def collect_houses(
-    frame: pd.DataFrame, *, tile_meters: float, thumb_px: int, style: MapStyle, progress: bool
+    frame: pd.DataFrame,
+    *,
+    tile_meters: float,
+    thumb_px: int,
+    style: MapStyle,
+    progress: bool,
+    image_folder: Path | None = None,
 ) -> ValuationHouses:
     """Classify, thumbnail and describe every house of a ``checked_frame``.
+
+    Thumbnails become ``data:`` URIs, or files under ``image_folder`` (see ``_ImageTable``).
 
     Raises:
         UserInputError: missing or unreadable image files and heatmap PNGs that are not
             pixel-aligned squares (all listed at once, with row, house_id and column).
     """
     attributes = attribute_columns(frame)
+    contributions = contribution_columns(frame)
     bounds = tile_footprint_bounds(
         frame["latitude"].to_numpy(), frame["longitude"].to_numpy(), tile_meters
     )  # (N, 4) south, west, north, east
     problems = Problems()
-    images = _ImageTable(thumb_px, style.jpeg_quality)
+    images = _ImageTable(thumb_px, style.jpeg_quality, image_folder)
     houses: list[dict[str, Any]] = []
     counts = [0] * len(OUTCOMES)
+    outcomes = np.zeros(len(frame), dtype=np.int64)
     records = frame.to_dict(orient="records")
     for row, record in enumerate(tqdm(records, desc="map thumbnails", disable=not progress)):
         house_id = record["house_id"]
@@ -305,6 +350,7 @@ def collect_houses(
         )
         outcome_index = _OUTCOME_INDEX[outcome_key]
         counts[outcome_index] += 1
+        outcomes[row] = outcome_index
         tile_index, _ = images.add(record["image"], row, house_id, "image", problems)
         heat_index, heat = images.add(record["heatmap"], row, house_id, "heatmap", problems)
         if heat is not None and heat.source_size[0] != heat.source_size[1]:
@@ -317,10 +363,20 @@ def collect_houses(
                 "tile overlay; write it with save_overlay_png(..., colorbar=False)",
             )
         houses.append(
-            _house(record, outcome_index, tile_index, heat_index, bounds[row], attributes)
+            _house(
+                record,
+                outcome_index,
+                tile_index,
+                heat_index,
+                bounds[row],
+                attributes,
+                contributions,
+            )
         )
     problems.raise_if_any()
-    return ValuationHouses(houses=houses, images=images.entries, counts=counts, bounds=bounds)
+    return ValuationHouses(
+        houses=houses, images=images.entries, counts=counts, bounds=bounds, outcomes=outcomes
+    )
 
 
 def page_data(

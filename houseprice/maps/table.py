@@ -1,9 +1,10 @@
 """The valuations table: which columns it has and checking every cell of it.
 
 This module owns the input contract of a valuation map (required and optional columns, which
-other columns are popup attributes) and ``checked_frame``, which reports every bad cell of the
-table with row, house_id and column in one ``UserInputError`` (missing columns, empty or
-duplicate ids, coordinates out of range, non-finite predictions, non-positive prices).
+other columns are popup attributes, which are per-house money contributions) and ``checked_frame``,
+which reports every bad cell of the table with row, house_id and column in one
+``UserInputError`` (missing columns, empty or duplicate ids, coordinates out of range,
+non-finite predictions, non-positive prices, contributions that are not numbers).
 ``Problems`` is shared with the thumbnail step, which reports unreadable image files the same
 way. See docs/maps.md ("Input table").
 """
@@ -19,11 +20,14 @@ import pandas as pd
 from houseprice.errors import UserInputError
 
 __all__ = [
+    "BASE_PRICE_COLUMN",
+    "CONTRIBUTION_PREFIX",
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
     "Problems",
     "attribute_columns",
     "checked_frame",
+    "contribution_columns",
     "is_missing",
 ]
 
@@ -32,11 +36,29 @@ OPTIONAL_COLUMNS = ("price", "image", "heatmap", "used_visual")
 # Columns never listed as attributes in the popup (geometry/mask are machine data).
 _NOT_ATTRIBUTES = frozenset((*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "geometry", "mask"))
 _MAX_REPORTED_PROBLEMS = 25
+# Money split of each prediction (houseprice/pricing/contributions.py): base_price +
+# sum(contrib_<group>) == predicted_price. Shown as the popup's chart, never as attributes.
+BASE_PRICE_COLUMN = "base_price"
+CONTRIBUTION_PREFIX = "contrib_"
+
+
+def _is_contribution(column: Any) -> bool:
+    name = str(column)
+    return name == BASE_PRICE_COLUMN or (
+        name.startswith(CONTRIBUTION_PREFIX) and len(name) > len(CONTRIBUTION_PREFIX)
+    )
 
 
 def attribute_columns(frame: pd.DataFrame) -> list[str]:
     """The columns listed in the popup as attributes, in table order."""
-    return [c for c in frame.columns if c not in _NOT_ATTRIBUTES]
+    return [c for c in frame.columns if c not in _NOT_ATTRIBUTES and not _is_contribution(c)]
+
+
+def contribution_columns(frame: pd.DataFrame) -> list[str]:
+    """The ``contrib_<group>`` columns in table order; empty unless ``base_price`` is there too."""
+    if BASE_PRICE_COLUMN not in frame.columns:
+        return []
+    return [c for c in frame.columns if _is_contribution(c) and c != BASE_PRICE_COLUMN]
 
 
 def is_missing(value: Any) -> bool:
@@ -110,6 +132,30 @@ def _check_cells(
             )
 
 
+def _check_contributions(
+    frame: pd.DataFrame, ids: list[Any], problems: Problems
+) -> dict[str, np.ndarray]:
+    """Parse base_price (finite, > 0) and contrib_* (finite, or NaN for "not used")."""
+    columns = contribution_columns(frame)
+    parsed: dict[str, np.ndarray] = {}
+    if not columns:
+        return parsed
+    for column in (BASE_PRICE_COLUMN, *columns):
+        raw = frame[column].tolist()
+        values = _numeric(frame, column)
+        for row, (value, cell) in enumerate(zip(values, raw, strict=True)):
+            if column == BASE_PRICE_COLUMN:
+                bad = not (math.isfinite(value) and value > 0)
+            else:
+                bad = not math.isfinite(value) and not is_missing(cell)
+            if bad:
+                problems.add(
+                    row, ids[row], column, f"value {cell!r} is not a money amount (NaN if unused)"
+                )
+        parsed[column] = values
+    return parsed
+
+
 def _check_unique_ids(ids: list[Any], problems: Problems) -> None:
     seen: dict[str, int] = {}
     for row, house_id in enumerate(ids):
@@ -150,6 +196,7 @@ def checked_frame(valuations: pd.DataFrame) -> pd.DataFrame:
     parsed = {c: _numeric(frame, c) for c in raw}
     _check_cells(ids, raw, parsed, problems)
     _check_unique_ids(ids, problems)
+    parsed.update(_check_contributions(frame, ids, problems))
     problems.raise_if_any()
     for column, values in parsed.items():
         frame[column] = values

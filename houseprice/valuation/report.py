@@ -39,8 +39,9 @@ def report_markdown(report: dict[str, Any], plot_name: str | None = None) -> str
     lines = [
         f"# Price evaluation — {report['dataset']}",
         "",
-        f"Time-sorted split: {report['train_size']} training and {report['test_size']} "
-        "test houses. Accuracy = share of test houses priced within ±10% (percent).",
+        f"Time-sorted split ({report.get('split', 'test')} rows scored): "
+        f"{report['train_size']} fitting and {report['test_size']} scored houses. "
+        "Accuracy = share of scored houses priced within ±10% (percent).",
         "",
         "| Attributes | w/o VF (%) | w VF (%) | Δ (points) |",
         "|---|---:|---:|---:|",

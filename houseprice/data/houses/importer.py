@@ -31,10 +31,11 @@ from houseprice.data.houses.columns import (
     rejected_frame,
 )
 from houseprice.data.houses.folder import read_dataset_meta
-from houseprice.data.houses.imagery import OrthophotoTiles, TileFiles, cut_tiles, link_tile_folder
+from houseprice.data.houses.imagery import OrthophotoTiles
 from houseprice.data.houses.records import DatasetError, read_table, records_frame
 from houseprice.data.houses.schema import DATASET_FORMAT, DATASET_FORMAT_VERSION
 from houseprice.data.houses.source import FolderTiles, HouseSource, TileSource
+from houseprice.data.houses.tilefiles import TileFiles, cut_tiles, link_tile_folder
 from houseprice.errors import OutputExistsError, UserInputError
 
 GENERATOR_NAME = "houseprice.data.houses.importer"

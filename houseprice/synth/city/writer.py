@@ -3,7 +3,9 @@
 This module owns :func:`generate_city`: it simulates the city (``simulate``), paints the world
 (``render``) and writes the folder in the dataset contract (``data_specs/dataset.md``):
 ``dataset.json``, ``houses.csv``, ``tiles/``, ``masks/`` and the hidden ``truth/`` (drivers
-and per-tile evidence masks, never read by training code). The folder is built in a temporary
+and per-tile evidence masks, never read by training code), plus the same city in user formats
+(``orthophoto``): the whole world as one GeoTIFF ``orthophoto.tif`` and the records as
+GeoParquet ``houses.parquet``. The folder is built in a temporary
 sibling and renamed into place (:func:`houseprice.artifacts.atomic_directory`, which adds the
 ``manifest.json`` of ownership). Output is a pure function of (config, n_houses, seed, tile_px,
 tile_meters).
@@ -25,7 +27,7 @@ from tqdm import tqdm
 from houseprice.artifacts import atomic_directory
 from houseprice.data.houses.schema import DATASET_FORMAT, DATASET_FORMAT_VERSION
 from houseprice.errors import UserInputError
-from houseprice.synth.city import render
+from houseprice.synth.city import orthophoto, render
 from houseprice.synth.city.config import HOUSE_COLUMNS, ORACLE_COLUMNS, CityConfig
 from houseprice.synth.city.simulate import SyntheticCity, simulate_city, tile_masks
 
@@ -172,6 +174,10 @@ def generate_city(
         _write_tiles(tmp, city, classes, rgb, tile_px, m_per_px, progress)
         _write_csv(tmp / "houses.csv", city.houses[HOUSE_COLUMNS], _HOUSE_KINDS)
         _write_csv(tmp / "truth" / "drivers.csv", city.drivers, _driver_kinds(city.drivers))
+        orthophoto.write_orthophoto(
+            tmp / orthophoto.ORTHOPHOTO_NAME, rgb, city.world.size_m, m_per_px
+        )
+        orthophoto.write_geoparquet(tmp / orthophoto.GEOPARQUET_NAME, city.houses[HOUSE_COLUMNS])
         meta = _dataset_meta(cfg, seed, n_houses, tile_px, tile_meters)
         (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return out
