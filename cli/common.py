@@ -62,6 +62,7 @@ class Common:
     seed: int = 0
     device: str = "cpu"
     quiet: bool = False
+    threads: int | None = None  # None: the app-level --threads (see set_app_threads)
 
     @property
     def progress(self) -> bool:
@@ -70,18 +71,39 @@ class Common:
 
 def run_job(common: Common, job: Callable[[], T]) -> T:
     """Seed, check the device, run ``job``; user errors become one line and exit code 2."""
-    from houseprice.runtime import resolve_device, seed_everything
+    from houseprice.runtime import resolve_device, seed_everything, set_threads
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = _show_warning
             resolve_device(common.device)
+            set_threads(common.threads if common.threads is not None else _APP["threads"])
             seed_everything(common.seed)
             return job()
     except (HousepriceError, PermissionError) as e:
         console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+_APP: dict[str, int | None] = {"threads": None}
+
+
+@app.callback()
+def app_options(
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            max=256,
+            help="torch CPU threads (default: HOUSEPRICE_THREADS or 2). Same seed and same "
+            "threads give byte-identical models.",
+        ),
+    ] = None,
+) -> None:
+    """Value houses from attributes plus satellite tiles, and show why."""
+    _APP["threads"] = threads
 
 
 def _show_warning(

@@ -17,6 +17,7 @@ import torch
 # One torch thread per xdist worker keeps the two workers from fighting over the cores.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
+    os.environ.setdefault("HOUSEPRICE_THREADS", "1")  # what the CLI's run_job then sets
 
 
 @pytest.fixture(scope="session")

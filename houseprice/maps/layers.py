@@ -2,10 +2,12 @@
 
 This module owns the folium/branca objects of the page: a ``folium.Map`` with no CDN link
 whose head inlines Leaflet, Leaflet.markercluster (``houseprice.maps.assets``) and this
-package's ``valuation_map.css``/``valuation_map.js``; the JSON data block; the optional base
-tile layer; the house marker, heatmap overlay and fit-view elements, whose only code is a call
-into ``window.houseprice`` (``valuation_map.js``); and rendering the page with reproducible
-element ids. What goes into the data block is ``houseprice.maps.payload``'s job.
+package's ``valuation_map.css``/``valuation_map.js`` (plus, only for pages that use them,
+``valuation_map_extras.css``, ``valuation_map_areas.js`` and ``valuation_map_chunks.js``); the
+JSON data blocks; the optional base tile layer; the house marker (single-file or chunked),
+heatmap overlay, area overlay and fit-view elements, whose only code is a call into
+``window.houseprice``; and rendering the page with reproducible element ids. What goes into
+the data blocks is ``houseprice.maps.payload``'s (and ``areas``/``folder``'s) job.
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ from jinja2 import Template
 from houseprice.maps.assets import offline_assets
 
 __all__ = [
+    "AREA_ELEMENT_ID",
     "DATA_ELEMENT_ID",
+    "AreaOverlay",
+    "ChunkedHouseMarkers",
     "FitView",
     "HeatmapOverlays",
     "HouseMarkers",
     "add_data_block",
+    "add_extras",
     "add_house_layers",
     "base_tile_layer",
     "offline_map",
@@ -33,6 +39,7 @@ __all__ = [
 ]
 
 DATA_ELEMENT_ID = "hp-valuations-data"  # id of the <script type="application/json"> block
+AREA_ELEMENT_ID = "hp-area-data"  # id of the area layers' JSON block
 
 
 class _OfflineMap(folium.Map):
@@ -57,6 +64,35 @@ class HouseMarkers(Layer):
         super().__init__(name=name, overlay=True, control=True, show=True)
         self._name = "HouseMarkers"
         self.data_id = data_id
+
+
+class ChunkedHouseMarkers(HouseMarkers):
+    """The marker layer of a folder map: chunk overviews, and houses of the chunks in view."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }}_all = window.houseprice.chunkedLayers(
+            {{ this._parent.get_name() }}, {{ this.data_id|tojson }});
+        var {{ this.get_name() }} = {{ this.get_name() }}_all.markers;
+        {% endmacro %}
+    """)
+
+
+class AreaOverlay(Layer):
+    """One area layer (grid cells coloured by a statistic) with its legend while shown."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = window.houseprice.areaLayer(
+            {{ this._parent.get_name() }}, {{ this.data_id|tojson }}, {{ this.key|tojson }});
+        {% endmacro %}
+    """)
+
+    def __init__(self, data_id: str, key: str, name: str) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=False)
+        self._name = "AreaOverlay"
+        self.data_id = data_id
+        self.key = key
 
 
 class FitView(MacroElement):
@@ -128,11 +164,21 @@ def offline_map(
     return fmap
 
 
-def add_data_block(fmap: folium.Map, payload_json: str) -> None:
-    """Add the JSON data block; ``payload_json`` must already be script-safe."""
+def add_extras(fmap: folium.Map, scripts: tuple[str, ...]) -> None:
+    """Inline ``valuation_map_extras.css`` and the named extra scripts of this package."""
+    figure = fmap.get_root()
+    _inline(figure, "hp_extras_css", "style", _package_text("valuation_map_extras.css"))
+    for name in scripts:
+        _inline(figure, f"hp_{name.replace('.', '_')}", "script", _package_text(name))
+
+
+def add_data_block(
+    fmap: folium.Map, payload_json: str, element_id: str = DATA_ELEMENT_ID, name: str = "hp_data"
+) -> None:
+    """Add a JSON data block; ``payload_json`` must already be script-safe."""
     fmap.get_root().html.add_child(
-        Element(f'<script type="application/json" id="{DATA_ELEMENT_ID}">{payload_json}</script>'),
-        name="hp_data",
+        Element(f'<script type="application/json" id="{element_id}">{payload_json}</script>'),
+        name=name,
     )
 
 
@@ -150,14 +196,25 @@ def base_tile_layer(url: str, attribution: str | None, *, max_zoom: int) -> foli
     )
 
 
-def add_house_layers(fmap: folium.Map, *, show_heatmaps: bool, fit_max_zoom: int) -> None:
-    """Add the house markers, the heatmap overlays, the layer control and the fitted view.
+def add_house_layers(
+    fmap: folium.Map,
+    *,
+    show_heatmaps: bool,
+    fit_max_zoom: int,
+    areas: tuple[tuple[str, str], ...] = (),
+    chunked: bool = False,
+) -> None:
+    """Add the house markers, the heatmap overlays, area overlays (``(key, name)`` each), the
+    layer control and the fitted view; ``chunked`` for a folder map's markers.
 
     Order matters: the fit runs last so that the controls it pads away already exist.
     """
-    markers = HouseMarkers(DATA_ELEMENT_ID, name="houses")
+    kind = ChunkedHouseMarkers if chunked else HouseMarkers
+    markers = kind(DATA_ELEMENT_ID, name="houses")
     markers.add_to(fmap)
     HeatmapOverlays(markers, name="relevance heatmaps", show=show_heatmaps).add_to(fmap)
+    for key, name in areas:
+        AreaOverlay(AREA_ELEMENT_ID, key, name).add_to(fmap)
     folium.LayerControl(position="topright", collapsed=False).add_to(fmap)
     FitView(markers, fit_max_zoom).add_to(fmap)
 

@@ -3,8 +3,7 @@
 This module owns everything between a checked valuations table (``houseprice.maps.table``)
 and the JSON block the page script (``valuation_map.js``) reads: classifying each
 prediction's outcome, the tile footprint of each house, downscaling thumbnails into a shared
-image table of ``data:`` URIs, or of image files next to a map folder (unreadable files
-reported with row, house_id and column in one ``UserInputError``), formatting the popup text
+image table (``houseprice.maps.images``), formatting the popup text
 (everything from the input goes through ``html.escape``; the contribution chart comes from
 ``houseprice.maps.contributions``) and encoding the payload so that it is safe inside a
 ``<script>`` element.
@@ -13,9 +12,7 @@ It knows nothing about folium: ``houseprice.maps.layers`` and ``houseprice.maps.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 from collections.abc import Iterable
@@ -26,11 +23,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from houseprice.errors import UserInputError
 from houseprice.maps.contributions import contribution_html
+from houseprice.maps.images import ImageTable
 from houseprice.maps.table import Problems, attribute_columns, contribution_columns, is_missing
 
 __all__ = [
@@ -120,90 +117,6 @@ def tile_footprint_bounds(
     half_lat = np.degrees(tile_meters / 2.0 / EARTH_RADIUS_M)  # scalar degrees
     half_lon = half_lat / np.cos(np.radians(lat))  # (N,)
     return np.stack([lat - half_lat, lon - half_lon, lat + half_lat, lon + half_lon], axis=1)
-
-
-# --------------------------------------------------------------------------------------------
-# thumbnails
-
-
-@dataclass(frozen=True)
-class _Thumbnail:
-    data: bytes  # encoded JPEG or PNG
-    mime: str  # image/jpeg or image/png
-    width: int
-    height: int
-    source_size: tuple[int, int]
-
-    @property
-    def uri(self) -> str:
-        """The image as a ``data:`` URI."""
-        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
-
-
-def _thumbnail(path: Path, thumb_px: int, jpeg_quality: int) -> _Thumbnail:
-    """Downscale an image to fit in thumb_px x thumb_px and encode it (JPEG, PNG with alpha)."""
-    with Image.open(path) as opened:
-        source_size = opened.size
-        opened.draft("RGB", (thumb_px, thumb_px))  # JPEG: decode at reduced scale; else no-op
-        has_alpha = opened.mode in ("RGBA", "LA", "PA") or (
-            opened.mode == "P" and "transparency" in opened.info
-        )
-        image = opened.convert("RGBA" if has_alpha else "RGB")
-    image.thumbnail((thumb_px, thumb_px), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    if has_alpha:
-        image.save(buffer, format="PNG", optimize=True)
-        mime = "image/png"
-    else:
-        image.save(buffer, format="JPEG", quality=jpeg_quality, optimize=True)
-        mime = "image/jpeg"
-    return _Thumbnail(buffer.getvalue(), mime, image.width, image.height, source_size)
-
-
-class _ImageTable:
-    """Thumbnails stored once each (two houses sharing a file share one entry).
-
-    Entries are ``data:`` URIs, or with ``folder`` files ``<folder>/img/<n>.jpg|png`` written
-    at once and referred to by their relative URL (a folder map loads them on demand).
-    """
-
-    def __init__(self, thumb_px: int, jpeg_quality: int, folder: Path | None = None) -> None:
-        self.thumb_px = thumb_px
-        self.jpeg_quality = jpeg_quality
-        self.folder = folder
-        self.entries: list[list[Any]] = []  # [uri, width, height]
-        self._index: dict[Path, tuple[int, _Thumbnail]] = {}
-
-    def add(
-        self, value: Any, row: int, house_id: str, column: str, problems: Problems
-    ) -> tuple[int, _Thumbnail | None]:
-        """Index of the thumbnail of ``value`` (-1 if no image), reporting unreadable files."""
-        if is_missing(value):
-            return -1, None
-        path = Path(str(value)).expanduser().resolve()
-        if path in self._index:
-            index, thumb = self._index[path]
-            return index, thumb
-        if not path.is_file():
-            problems.add(row, house_id, column, f"image file not found: {path}")
-            return -1, None
-        try:
-            thumb = _thumbnail(path, self.thumb_px, self.jpeg_quality)
-        except (UnidentifiedImageError, OSError) as err:
-            problems.add(row, house_id, column, f"cannot read {path} as an image ({err})")
-            return -1, None
-        self.entries.append([self._store(thumb), thumb.width, thumb.height])
-        self._index[path] = (len(self.entries) - 1, thumb)
-        return len(self.entries) - 1, thumb
-
-    def _store(self, thumb: _Thumbnail) -> str:
-        if self.folder is None:
-            return thumb.uri
-        name = f"img/{len(self.entries):06d}.{'png' if thumb.mime == 'image/png' else 'jpg'}"
-        target = self.folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(thumb.data)  # inside the map's temporary folder (atomic_directory)
-        return name
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,7 +239,7 @@ def collect_houses(
 ) -> ValuationHouses:
     """Classify, thumbnail and describe every house of a ``checked_frame``.
 
-    Thumbnails become ``data:`` URIs, or files under ``image_folder`` (see ``_ImageTable``).
+    Thumbnails become ``data:`` URIs, or files under ``image_folder`` (``images.ImageTable``).
 
     Raises:
         UserInputError: missing or unreadable image files and heatmap PNGs that are not
@@ -338,7 +251,7 @@ def collect_houses(
         frame["latitude"].to_numpy(), frame["longitude"].to_numpy(), tile_meters
     )  # (N, 4) south, west, north, east
     problems = Problems()
-    images = _ImageTable(thumb_px, style.jpeg_quality, image_folder)
+    images = ImageTable(thumb_px, style.jpeg_quality, image_folder)
     houses: list[dict[str, Any]] = []
     counts = [0] * len(OUTCOMES)
     outcomes = np.zeros(len(frame), dtype=np.int64)

@@ -1,23 +1,28 @@
-"""Offline valuation map: one self-contained HTML file showing predictions on a folium map.
+"""Offline valuation map: an HTML file (or, for large inputs, a folder) of predictions on a map.
 
 This module owns ``render_valuation_map`` (checking its arguments and putting the pieces
-together) and the legend. The map shows markers coloured by outcome (prediction within
-+/-10% of the sold price, over, under, or predicted only), a popup with the tile and its
-heatmap side by side plus prices, error and attributes, the heatmaps as image overlays at each
-tile's ground footprint in a toggleable layer, a legend, a view fitted to the data and marker
-clustering for large inputs.
+together, as one self-contained file or as a folder of spatial chunks) and the legend. The map
+shows markers coloured by outcome (prediction within +/-10% of the sold price, over, under, or
+predicted only), a popup with the tile and its heatmap side by side plus prices, error,
+attributes and (with contribution columns) a chart of the price split
+(``houseprice.maps.contributions``), the heatmaps as image overlays at each tile's ground
+footprint in a toggleable layer, area overlays (``houseprice.maps.areas``), a legend, a view
+fitted to the data and marker clustering for large inputs.
 
 Offline by construction: folium's CDN links are removed, Leaflet and Leaflet.markercluster are
 inlined from their PyPI packages (``houseprice.maps.assets``, ``houseprice.maps.layers``),
-thumbnails are embedded as ``data:`` URIs, and no base tile layer is added unless
-``base_tiles_url`` is given.
+thumbnails are embedded as ``data:`` URIs (a folder map: relative image files), and no base
+tile layer is added unless ``base_tiles_url`` is given.
 
 Light by construction: houses, thumbnails and labels travel as one JSON block
 (``houseprice.maps.payload``) that a small inlined script (``valuation_map.js``) turns into
 markers; popups are built on first click and heatmap overlays only for houses near the current
-view, so 2,000 houses cost one marker object each at load. Every text from the input is
-escaped with ``html.escape`` in Python and the JSON block has ``<``, ``>`` and ``&`` escaped,
-so no input can end the script element. See docs/maps.md.
+view, so 2,000 houses cost one marker object each at load. Above ``folder_threshold`` houses
+the map is a folder (``houseprice.maps.folder``): ``index.html`` carries one summary per
+spatial chunk, the houses come in chunk scripts loaded when in view (``valuation_map_chunks.js``)
+and the thumbnails are files loaded when a popup opens. Every text from the input is escaped
+with ``html.escape`` in Python and the JSON block has ``<``, ``>`` and ``&`` escaped, so no
+input can end the script element. See docs/maps.md.
 """
 
 from __future__ import annotations
@@ -26,25 +31,40 @@ import html
 import math
 from numbers import Integral, Real
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
-from houseprice.artifacts import atomic_write_bytes
+from houseprice.artifacts import atomic_directory, atomic_write_bytes
 from houseprice.errors import UserInputError
+from houseprice.maps.areas import AreaLayer
+from houseprice.maps.areas import area_layers as compute_area_layers
+from houseprice.maps.folder import chunk_summaries, spatial_chunks, write_chunks
 from houseprice.maps.layers import (
+    AREA_ELEMENT_ID,
     add_data_block,
+    add_extras,
     add_house_layers,
     base_tile_layer,
     offline_map,
     render_page,
 )
-from houseprice.maps.payload import OUTCOMES, MapStyle, collect_houses, page_data, script_json
-from houseprice.maps.table import checked_frame
+from houseprice.maps.payload import (
+    OUTCOMES,
+    MapStyle,
+    ValuationHouses,
+    collect_houses,
+    page_data,
+    script_json,
+)
+from houseprice.maps.table import checked_frame, contribution_columns
 
-__all__ = ["legend_html", "render_valuation_map"]
+__all__ = ["MAP_FOLDER_KIND", "folder_for", "legend_html", "render_valuation_map"]
+
+MAP_FOLDER_KIND = "houseprice-map"  # manifest format of a folder map
 
 
 def legend_html(
@@ -84,6 +104,7 @@ def _check_arguments(
     cluster_threshold: int,
     base_tiles_url: str | None,
     heatmap_cmap: str,
+    folder_threshold: int,
 ) -> None:
     if not (isinstance(tile_meters, Real) and math.isfinite(tile_meters) and tile_meters > 0):
         raise UserInputError(
@@ -103,8 +124,60 @@ def _check_arguments(
                 "base_tiles_url must be an http(s) URL template with {z}, {x} and "
                 f"{{y}} placeholders, got {base_tiles_url!r}"
             )
+    if not (isinstance(folder_threshold, Integral) and folder_threshold >= 1):
+        raise UserInputError(
+            f"folder_threshold must be a positive integer, got {folder_threshold!r}"
+        )
     if heatmap_cmap not in colormaps:
         raise UserInputError(f"unknown matplotlib colormap {heatmap_cmap!r} for heatmap_cmap")
+
+
+def folder_for(out_html: str | Path) -> Path:
+    """The folder a large map is written to: ``out/map.html`` -> ``out/map/``."""
+    out = Path(out_html)
+    return out.with_suffix("") if out.suffix.lower() in (".html", ".htm") else out
+
+
+def _area_block(layers: list[AreaLayer], style: MapStyle) -> str:
+    return script_json(
+        {
+            "opacity": style.area_opacity,
+            "layers": {a.key: {"cells": a.cells, "legend": a.legend_html} for a in layers},
+        }
+    )
+
+
+def _page(
+    houses: ValuationHouses,
+    data: dict[str, Any],
+    areas: list[AreaLayer],
+    *,
+    title: str,
+    style: MapStyle,
+    base_tiles: tuple[str | None, str | None],
+    show_heatmaps: bool,
+    chunked: bool,
+    extras: bool,
+) -> bytes:
+    """The HTML page; with no extras it is exactly the page of a plain single-file map."""
+    fmap = offline_map(houses.extent, title=title, max_zoom=style.max_zoom)
+    if extras:
+        scripts = ("valuation_map_areas.js",) + (("valuation_map_chunks.js",) if chunked else ())
+        add_extras(fmap, scripts)
+    add_data_block(fmap, script_json(data))
+    if areas:
+        add_data_block(fmap, _area_block(areas, style), AREA_ELEMENT_ID, "hp_area_data")
+    url, attribution = base_tiles
+    if url is not None:
+        base_tile_layer(url, attribution, max_zoom=style.max_zoom).add_to(fmap)
+    add_house_layers(
+        fmap,
+        show_heatmaps=show_heatmaps,
+        fit_max_zoom=style.fit_max_zoom,
+        areas=tuple((a.key, a.name) for a in areas),
+        chunked=chunked,
+    )
+    return render_page(fmap).encode("utf-8")
 
 
 def render_valuation_map(
@@ -121,19 +194,30 @@ def render_valuation_map(
     heatmap_cmap: str = "jet",
     progress: bool = False,
     style: MapStyle | None = None,
+    area_layers: bool | None = None,
+    area_cell_meters: float | None = None,
+    folder_threshold: int = 5000,
+    overwrite: bool = False,
 ) -> Path:
-    """Write a self-contained, offline HTML map of house valuations and return its path.
+    """Write an offline HTML map of house valuations and return the path of its page.
+
+    Up to ``folder_threshold`` houses the map is one self-contained file, ``out_html``.
+    Above, it is a folder ``folder_for(out_html)`` (``out/map.html`` -> ``out/map/``) holding
+    ``index.html`` (the page to open; returned), ``data/chunk_*.js`` and ``img/*``, written
+    with ``houseprice.artifacts.atomic_directory`` (format ``houseprice-map``).
 
     Args:
         valuations: one row per house with ``house_id``, ``latitude``, ``longitude``,
             ``predicted_price``; optional ``price`` (NaN when unknown), ``image`` and
             ``heatmap`` (paths of the tile and of its pixel-aligned heatmap overlay, see
-            ``save_overlay_png(..., colorbar=False)``; None/NaN when absent), ``used_visual``;
-            every other column is listed in the popup as an attribute.
+            ``save_overlay_png(..., colorbar=False)``; None/NaN when absent), ``used_visual``,
+            ``base_price`` and ``contrib_<group>`` (money that adds up to the prediction, shown
+            as the popup's chart; NaN when a group was not used); every other column is
+            listed in the popup as an attribute.
         out_html: output file, written atomically (parent folders are created).
         tile_meters: ground width of a tile in metres; sets the heatmap overlay footprint.
         title: page title and legend heading.
-        thumb_px: longest side of the embedded thumbnails, in pixels.
+        thumb_px: longest side of the thumbnails, in pixels.
         cluster_threshold: markers are clustered when there are more houses than this.
         base_tiles_url: optional XYZ tile URL template for users who are online; no base map
             (and no network request) when None.
@@ -141,33 +225,95 @@ def render_valuation_map(
         show_heatmaps: whether the heatmap overlay layer is ticked when the page opens.
         heatmap_cmap: colormap the heatmap PNGs were drawn with (for the legend's colour bar).
         progress: show a progress bar while thumbnails are encoded.
-        style: rendering constants (tolerance, JPEG quality, zoom limits...).
+        style: rendering constants (tolerance, JPEG quality, zoom limits, chunk size...).
+        area_layers: draw the area overlays (median error, within ±10%, image
+            contribution); by default (None) they are drawn when the table has contribution
+            columns or the map is a folder, so a plain small map is unchanged.
+        area_cell_meters: side of an area cell in metres; default from the data extent.
+        folder_threshold: above this many houses the map is written as a folder.
+        overwrite: a folder map may replace an existing folder (only one houseprice wrote and
+            nobody changed since, see ``atomic_directory``); a single file is always replaced.
 
     Raises:
         TypeError: ``valuations`` is not a DataFrame.
         UserInputError: (a ValueError) bad arguments, or bad rows (every problem listed with
             row, house_id and column), including missing or unreadable image files and
             heatmap PNGs that are not pixel-aligned squares.
+        OutputExistsError: the folder of a folder map exists and may not be replaced.
     """
     style = style or MapStyle()
-    _check_arguments(tile_meters, thumb_px, cluster_threshold, base_tiles_url, heatmap_cmap)
+    _check_arguments(
+        tile_meters, thumb_px, cluster_threshold, base_tiles_url, heatmap_cmap, folder_threshold
+    )
     frame = checked_frame(valuations)
-    houses = collect_houses(
-        frame, tile_meters=tile_meters, thumb_px=thumb_px, style=style, progress=progress
+    chunked = len(frame) > folder_threshold
+    contributions = bool(contribution_columns(frame))
+    if area_layers is None:
+        area_layers = contributions or chunked
+    areas = (
+        compute_area_layers(frame, cell_meters=area_cell_meters, style=style) if area_layers else []
     )
-    legend = legend_html(title, houses.counts, tile_meters, heatmap_cmap, style, houses.n_heatmaps)
-    data = page_data(
-        houses,
-        legend_html=legend,
-        cluster_threshold=cluster_threshold,
-        thumb_px=thumb_px,
-        style=style,
-    )
+    options = {
+        "title": title,
+        "style": style,
+        "base_tiles": (base_tiles_url, base_tiles_attribution),
+        "show_heatmaps": show_heatmaps,
+        "chunked": chunked,
+        "extras": chunked or contributions or bool(areas),
+    }
 
-    fmap = offline_map(houses.extent, title=title, max_zoom=style.max_zoom)
-    add_data_block(fmap, script_json(data))
-    if base_tiles_url is not None:
-        base = base_tile_layer(base_tiles_url, base_tiles_attribution, max_zoom=style.max_zoom)
-        base.add_to(fmap)
-    add_house_layers(fmap, show_heatmaps=show_heatmaps, fit_max_zoom=style.fit_max_zoom)
-    return atomic_write_bytes(Path(out_html), render_page(fmap).encode("utf-8"))
+    def legend(houses: ValuationHouses) -> str:
+        text = legend_html(
+            title, houses.counts, tile_meters, heatmap_cmap, style, houses.n_heatmaps
+        )
+        if chunked:  # a folder map shows each chunk as one ring until it is zoomed into
+            text += (
+                '<div class="hp-legend-note">Large map: each ring is an area of up to '
+                f"{style.chunk_houses:,} houses; zoom in (or click a ring) to show its "
+                "houses.</div>"
+            )
+        return text
+
+    def collect(image_folder: Path | None) -> ValuationHouses:
+        return collect_houses(
+            frame,
+            tile_meters=tile_meters,
+            thumb_px=thumb_px,
+            style=style,
+            progress=progress,
+            image_folder=image_folder,
+        )
+
+    if not chunked:
+        houses = collect(None)
+        data = page_data(
+            houses,
+            legend_html=legend(houses),
+            cluster_threshold=cluster_threshold,
+            thumb_px=thumb_px,
+            style=style,
+        )
+        page = _page(houses, data, areas, **options)
+        return atomic_write_bytes(Path(out_html), page)
+
+    folder = folder_for(out_html)
+    with atomic_directory(folder, overwrite=overwrite, kind=MAP_FOLDER_KIND) as tmp:
+        houses = collect(tmp)
+        chunks = spatial_chunks(
+            frame["latitude"].to_numpy(), frame["longitude"].to_numpy(), style.chunk_houses
+        )
+        write_chunks(tmp, houses, chunks)
+        data = page_data(
+            houses,
+            legend_html=legend(houses),
+            cluster_threshold=cluster_threshold,
+            thumb_px=thumb_px,
+            style=style,
+        )
+        data.pop("houses")
+        data.pop("images")
+        data["chunks"] = chunk_summaries(houses, chunks)
+        data["extent"] = [round(v, 7) for v in houses.extent]
+        data["viewBudget"] = style.view_budget
+        atomic_write_bytes(tmp / "index.html", _page(houses, data, areas, **options))
+    return folder / "index.html"

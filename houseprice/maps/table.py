@@ -1,9 +1,9 @@
 """The valuations table: which columns it has and checking every cell of it.
 
 This module owns the input contract of a valuation map (required and optional columns, which
-other columns are popup attributes, which are per-house money contributions) and ``checked_frame``,
-which reports every bad cell of the table with row, house_id and column in one
-``UserInputError`` (missing columns, empty or duplicate ids, coordinates out of range,
+other columns are popup attributes, which are per-house money contributions) and
+``checked_frame``, which reports every bad cell of the table with row, house_id and column in
+one ``UserInputError`` (missing columns, empty or duplicate ids, coordinates out of range,
 non-finite predictions, non-positive prices, contributions that are not numbers).
 ``Problems`` is shared with the thumbnail step, which reports unreadable image files the same
 way. See docs/maps.md ("Input table").

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from houseprice.data.houses import Dataset, TileBatch, TileSource
 from houseprice.errors import FormatError, UserInputError
@@ -111,6 +112,7 @@ class HousePriceModel:
         no_visual = config.build_regressor().fit(x_attr, y)
         info: dict[str, Any] = {
             "n_train": len(train),
+            "torch_threads": torch.get_num_threads(),  # reductions depend on it (runtime.py)
             "train_date_range": [
                 str(train["sold_date"].min().date()),
                 str(train["sold_date"].max().date()),

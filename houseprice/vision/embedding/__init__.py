@@ -1,8 +1,8 @@
 """Embedding nets for deep metric learning: model, losses, sampler, training, metrics, io.
 
-``model`` (the net), ``losses`` (triplet / N-pair), ``sampler`` (P x K batches), ``train``
-(config, epochs, evaluation), ``metrics`` (Recall@K, NMI) and ``io`` (save/load); every public
-name is re-exported here.
+``model`` (the net), ``losses`` (semi-hard / batch-hard triplet, N-pair), ``sampler`` (P x K
+batches), ``train`` (config, warmup + cosine schedule, epochs, evaluation), ``metrics``
+(Recall@K, NMI) and ``io`` (save/load); every public name is re-exported here.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from houseprice.vision.embedding.io import (
 )
 from houseprice.vision.embedding.losses import (
     LOSSES,
+    MININGS,
     LossName,
     npair_batch_loss,
     npair_loss,
     pairwise_sq_distances,
     semihard_triplets,
+    triplet_batch_hard_loss,
     triplet_semihard_loss,
 )
 from houseprice.vision.embedding.metrics import (
@@ -39,6 +41,7 @@ from houseprice.vision.embedding.train import (
     batch_loss,
     embed_dataset,
     evaluate,
+    lr_factor,
     train_embedding,
     train_one_epoch,
 )
@@ -48,6 +51,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "LOSSES",
+    "MININGS",
     "WEIGHTS_FILE",
     "EmbeddingNet",
     "EmbeddingTrainConfig",
@@ -60,6 +64,7 @@ __all__ = [
     "embed_dataset",
     "evaluate",
     "load_embedding_net",
+    "lr_factor",
     "nmi_kmeans",
     "npair_batch_loss",
     "npair_loss",
@@ -71,5 +76,6 @@ __all__ = [
     "semihard_triplets",
     "train_embedding",
     "train_one_epoch",
+    "triplet_batch_hard_loss",
     "triplet_semihard_loss",
 ]

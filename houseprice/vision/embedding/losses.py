@@ -2,6 +2,7 @@
 
 * the triplet loss with semi-hard negative mining (Chen eq. 1, Taha supplementary eq. S1,
   FaceNet's semi-hard rule) on L2-normalised embeddings;
+* the batch-hard triplet loss (Hermans et al. 2017: hardest positive and negative per anchor);
 * the multi-class N-pair loss (Taha supplementary eq. S2, Sohn 2016) on raw embeddings.
 """
 
@@ -15,6 +16,7 @@ from torch import Tensor
 
 LossName = Literal["triplet", "npair"]
 LOSSES: tuple[str, ...] = ("triplet", "npair")
+MININGS: tuple[str, ...] = ("semihard", "hard")  # negatives of the triplet loss
 
 
 def pairwise_sq_distances(embeddings: Tensor) -> Tensor:
@@ -86,6 +88,31 @@ def triplet_semihard_loss(
     if a.numel() == 0:
         return (f * 0.0).sum()
     return (dist[a, p] - dist[a, n] + margin).clamp_min(0.0).mean()
+
+
+def triplet_batch_hard_loss(
+    embeddings: Tensor, labels: Tensor, margin: float = 0.2, *, normalize: bool = True
+) -> Tensor:
+    """Batch-hard triplet loss (Hermans et al. 2017) with the triplet of Chen eq. 1.
+
+    Per anchor: its farthest positive and its closest negative in the batch,
+    ``L_a = [max_p D_ap - min_n D_an + margin]_+`` with ``D`` the squared Euclidean distance of
+    L2-normalised embeddings, averaged over anchors that have both. A batch without such an
+    anchor gives a zero loss that still depends on the embeddings.
+    """
+    labels = _check_batch(embeddings, labels)
+    f = F.normalize(embeddings, dim=1) if normalize else embeddings
+    dist = pairwise_sq_distances(f)
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=dist.device)
+    pos_mask, neg_mask = same & ~eye, ~same
+    keep = pos_mask.any(dim=1) & neg_mask.any(dim=1)
+    if not bool(keep.any()):
+        return (f * 0.0).sum()
+    inf = torch.tensor(float("inf"), device=dist.device, dtype=dist.dtype)
+    hardest_pos = torch.where(pos_mask, dist, -inf).amax(dim=1)
+    hardest_neg = torch.where(neg_mask, dist, inf).amin(dim=1)
+    return (hardest_pos - hardest_neg + margin)[keep].clamp_min(0.0).mean()
 
 
 def npair_loss(anchors: Tensor, positives: Tensor, reg: float = 0.0) -> Tensor:

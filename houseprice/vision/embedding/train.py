@@ -1,7 +1,8 @@
 """Training an embedding net: the training config, the batch loss, epochs, evaluation.
 
 :func:`train_embedding` draws P x K class-balanced batches (:class:`.sampler.PKBatchSampler`),
-minimises the configured loss (:mod:`.losses`) with AdamW and a cosine learning rate, and
+minimises the configured loss (:mod:`.losses`) with AdamW and a cosine learning rate (after an
+optional linear warmup, :func:`lr_factor`), and
 optionally evaluates Recall@1 / NMI (:mod:`.metrics`) on held-out classes after every epoch.
 
 Datasets are map-style datasets of dict samples with ``"image"`` (normalised ``(3, S, S)``) and
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,8 +27,10 @@ from tqdm.auto import tqdm
 from houseprice.vision.backbones import BackboneConfig
 from houseprice.vision.embedding.losses import (
     LOSSES,
+    MININGS,
     LossName,
     npair_batch_loss,
+    triplet_batch_hard_loss,
     triplet_semihard_loss,
 )
 from houseprice.vision.embedding.metrics import retrieval_metrics
@@ -44,12 +48,14 @@ class EmbeddingTrainConfig:
     image_size: int = 64  # input side S the net is trained and evaluated at
     loss: str = "triplet"  # "triplet" (semi-hard, normalised) or "npair" (raw embedding)
     margin: float = 0.2  # triplet margin (Chen eq. 1, Taha S2)
+    mining: str = "semihard"  # triplet negatives: "semihard" (FaceNet) or "hard" (batch-hard)
     npair_reg: float = 0.002  # N-pair embedding-norm regulariser (Sohn 2016)
     epochs: int = 10
     classes_per_batch: int = 16  # P
     images_per_class: int = 4  # K
     batches_per_epoch: int | None = None  # None: len(dataset) // (P * K), at least 1
     lr: float = 1e-3
+    warmup_epochs: float = 0.0  # linear learning-rate warmup before the cosine decay
     weight_decay: float = 5e-4
     eval_batch_size: int = 128
 
@@ -60,6 +66,10 @@ class EmbeddingTrainConfig:
             raise ValueError("classes_per_batch (P) and images_per_class (K) must both be >= 2")
         if self.epochs < 0 or self.lr <= 0 or self.dim < 1 or self.image_size < 16:
             raise ValueError("need epochs >= 0, lr > 0, dim >= 1 and image_size >= 16")
+        if self.mining not in MININGS:
+            raise ValueError(f"mining must be one of {MININGS}, got {self.mining!r}")
+        if not 0.0 <= self.warmup_epochs <= max(self.epochs, 0):
+            raise ValueError(f"warmup_epochs must be in [0, epochs], got {self.warmup_epochs}")
         if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
             raise ValueError(f"batches_per_epoch must be >= 1, got {self.batches_per_epoch}")
 
@@ -97,9 +107,29 @@ def batch_loss(
 ) -> Tensor:
     """The configured metric-learning loss of one batch (triplet on normalised, N-pair on raw)."""
     raw = model.forward_raw(images)  # (B, D)
+    if config.loss == "triplet" and config.mining == "hard":
+        return triplet_batch_hard_loss(raw, labels, config.margin, normalize=True)
     if config.loss == "triplet":
         return triplet_semihard_loss(raw, labels, config.margin, normalize=True)
     return npair_batch_loss(raw, labels, config.npair_reg)
+
+
+def lr_factor(total_steps: int, warmup_steps: int = 0) -> Callable[[int], float]:
+    """Learning-rate multiplier of step ``t``: linear warmup over ``warmup_steps`` (from
+    ``1 / (warmup_steps + 1)``), then cosine decay to 0 at ``total_steps``.
+
+    Without warmup it is ``0.5 (1 + cos(pi t / T))``, the schedule used before warmup existed.
+    """
+    total = max(1, total_steps)
+    warm = min(max(0, warmup_steps), total)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        span = max(1, total - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(step - warm, span) / span))
+
+    return factor
 
 
 def train_one_epoch(
@@ -212,10 +242,8 @@ def train_embedding(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    total_steps = max(1, config.epochs * n_batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)),
+        optimizer, lr_factor(config.epochs * n_batches, round(config.warmup_epochs * n_batches))
     )
     history: list[dict[str, float]] = []
     bar = tqdm(range(config.epochs), desc="embedding epochs", disable=not progress)

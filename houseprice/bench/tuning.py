@@ -1,0 +1,146 @@
+"""Choosing the benchmark's embedding-training settings on a validation split, never on test.
+
+The benchmark measures on the test classes (the second half, 101-200 on CUB). Settings are chosen
+here on the *training* classes only: the last ``n_val_classes`` of them (81-100 with the default
+20) are held out of training and their Recall@1 / NMI after every epoch is the validation score.
+:data:`STANDARD_SWEEP` is the sweep behind the ``standard`` profile's ``bench.embedding``
+overrides (``houseprice/profiles.py``); its results are in
+``docs/results/bench_explainers_standard/tuning.json`` (see ``docs/bench_explainers.md``).
+
+Run: ``python -m houseprice.bench.tuning --data DIR --out FILE.json [--only NAME,NAME]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from houseprice.artifacts import atomic_write_json
+from houseprice.bench.profile import bench_profile
+from houseprice.data.cub import CUBAugConfig, CUBDataset
+from houseprice.vision.embedding import EmbeddingTrainConfig, train_embedding
+
+
+class ClassSubset(Dataset[dict[str, Any]]):
+    """The samples of ``dataset`` whose label is in ``classes``, with a ``labels`` attribute."""
+
+    def __init__(self, dataset: CUBDataset, classes: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.indices = np.flatnonzero(np.isin(dataset.labels, np.asarray(classes)))
+        self.labels = dataset.labels[self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.dataset[int(self.indices[i])]
+
+
+def validation_split(
+    root: Path, image_size: int, aug: CUBAugConfig, n_val_classes: int
+) -> tuple[ClassSubset, ClassSubset]:
+    """``(fit, validation)``: the training classes minus their last ``n_val_classes``
+    (augmented), and those held-out classes (evaluation transform)."""
+    train_aug = CUBDataset(
+        root, split="train", image_size=image_size, train_aug=True, aug=aug, load_masks=False
+    )
+    plain = CUBDataset(root, split="train", image_size=image_size, load_masks=False)
+    n = train_aug.num_classes
+    if not 1 <= n_val_classes <= n - 2:
+        raise ValueError(f"n_val_classes must be in [1, {n - 2}], got {n_val_classes}")
+    fit_classes = list(range(n - n_val_classes))
+    return ClassSubset(train_aug, fit_classes), ClassSubset(plain, range(n - n_val_classes, n))
+
+
+# name -> (EmbeddingTrainConfig overrides on the standard profile's, augmentation crop scale)
+_FAST = {"lr": 2e-3, "warmup_epochs": 1.0}
+STANDARD_SWEEP: dict[str, tuple[dict[str, Any], tuple[float, float] | None]] = {
+    "old_standard": ({"lr": 5e-4, "warmup_epochs": 0.0}, None),
+    "lr2e-3_warmup": (_FAST, None),
+    "lr5e-3_warmup": ({**_FAST, "lr": 5e-3}, None),
+    "lr2e-3_P32": ({**_FAST, "classes_per_batch": 32}, None),
+    "lr2e-3_hard": ({**_FAST, "mining": "hard"}, None),
+    "lr2e-3_margin0.1": ({**_FAST, "margin": 0.1}, None),
+    "lr2e-3_crop0.8": (_FAST, (0.8, 1.0)),
+}
+
+
+def run_setting(
+    root: Path,
+    name: str,
+    overrides: Mapping[str, Any],
+    scale: tuple[float, float] | None,
+    *,
+    base: EmbeddingTrainConfig,
+    base_aug: CUBAugConfig,
+    n_val_classes: int,
+    epochs: int | None,
+    seed: int,
+) -> dict[str, Any]:
+    """Train one setting on the fit classes; per-epoch validation Recall@1 and NMI."""
+    config = replace(base, **overrides)
+    if epochs is not None:
+        config = replace(config, epochs=epochs)
+    aug = base_aug if scale is None else replace(base_aug, scale=scale)
+    fit, val = validation_split(root, config.image_size, aug, n_val_classes)
+    start = time.perf_counter()
+    _, history = train_embedding(fit, config, seed=seed, progress=False, eval_dataset=val)
+    return {
+        "name": name,
+        "overrides": dict(overrides),
+        "aug_scale": list(aug.scale),
+        "epochs": config.epochs,
+        "n_fit_images": len(fit),
+        "n_val_images": len(val),
+        "val_recall_at_1": history[-1]["recall_at_1"],
+        "val_nmi": history[-1]["nmi"],
+        "best_val_recall_at_1": max(h["recall_at_1"] for h in history),
+        "seconds": time.perf_counter() - start,
+        "history": history,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--only", default="", help="comma-separated setting names")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--val-classes", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    prof = bench_profile("standard")
+    names = [n for n in args.only.split(",") if n] or list(STANDARD_SWEEP)
+    results: list[dict[str, Any]] = []
+    for name in names:
+        overrides, scale = STANDARD_SWEEP[name]
+        row = run_setting(
+            args.data,
+            name,
+            overrides,
+            scale,
+            base=prof.train,
+            base_aug=prof.train_aug,
+            n_val_classes=args.val_classes,
+            epochs=args.epochs,
+            seed=args.seed,
+        )
+        results.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
+        atomic_write_json(args.out, {"settings": results})
+
+
+if __name__ == "__main__":
+    main()
