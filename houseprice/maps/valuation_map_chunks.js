@@ -57,9 +57,24 @@
     root.appendChild(images);
     var info = document.createElement("div");
     info.className = "hp-info";
-    info.innerHTML = house.info;  // escaped in Python
+    info.innerHTML = unpack(data, house.info);  // escaped in Python
     root.appendChild(info);
     return root;
+  }
+
+  // Expand the packed popup HTML (houseprice.maps.folder.pack_info): "<" + token -> fragment.
+  function unpack(data, packed) {
+    return packed.replace(data.tokenPattern, function (match, token) {
+      return data.fragments[data.tokens.indexOf(token)];
+    });
+  }
+
+  // The tile's ground footprint (as houseprice.maps.payload.tile_footprint_bounds).
+  function footprint(data, house) {
+    var halfLat = (data.tileMeters / 2 / 6371008.8) * 180 / Math.PI;
+    var halfLon = halfLat / Math.cos(house.lat * Math.PI / 180);
+    return L.latLngBounds([house.lat - halfLat, house.lon - halfLon],
+      [house.lat + halfLat, house.lon + halfLon]);
   }
 
   function rightColumnWidth(map) {
@@ -109,11 +124,26 @@
 
   // ---- chunks -------------------------------------------------------------------------------
 
+  // Overview icons that overlap are grouped; a group's ring sums its chunks' outcome counts.
+  function overviewGroup(outcomes) {
+    return L.markerClusterGroup({
+      maxClusterRadius: 60, showCoverageOnHover: false, spiderfyOnMaxZoom: false,
+      iconCreateFunction: function (cluster) {
+        var counts = outcomes.map(function () { return 0; });
+        cluster.getAllChildMarkers().forEach(function (icon) {
+          icon.options.hpCounts.forEach(function (count, i) { counts[i] += count; });
+        });
+        var total = counts.reduce(function (a, b) { return a + b; }, 0);
+        return ring(outcomes, counts, total, 60, " hp-chunk-icon");
+      }
+    });
+  }
+
   function overviewIcon(map, data, chunk) {
     var meta = chunk.meta;
     var icon = L.marker(meta.c, {
       icon: ring(data.outcomes, meta.counts, meta.n, meta.n < 1000 ? 48 : 56, " hp-chunk-icon"),
-      keyboard: false
+      keyboard: false, hpCounts: meta.counts
     });
     icon.bindTooltip(meta.n.toLocaleString("en") + " houses: click or zoom in to show them",
       { direction: "top" });
@@ -132,14 +162,14 @@
 
   function chunkedLayers(map, dataId) {
     var data = JSON.parse(document.getElementById(dataId).textContent);
-    data.fitMaxZoom = 18;
+    data.tokenPattern = new RegExp("<([" + data.tokens + "])", "g");
     var pane = map.createPane(HEATMAP_PANE);
     pane.style.zIndex = 350;  // above base tiles (200), below markers (overlayPane, 400)
     pane.style.pointerEvents = "none";
 
     var clusters = L.markerClusterGroup(Object.assign(
       { iconCreateFunction: clusterIcon(data.outcomes) }, data.clusterOptions));
-    var overview = L.layerGroup();
+    var overview = overviewGroup(data.outcomes);
     var markers = L.layerGroup([overview, clusters]);
     var heatmaps = L.layerGroup();
     var overlays = {};  // "chunk:index" -> image overlay
@@ -185,7 +215,7 @@
         if (!chunk.shown || !view.intersects(chunk.bounds)) { return; }
         chunk.houses.forEach(function (house, i) {
           if (house.h < 0) { return; }
-          var bounds = L.latLngBounds([house.b[0], house.b[1]], [house.b[2], house.b[3]]);
+          var bounds = footprint(data, house);
           if (!view.intersects(bounds)) { return; }
           var key = chunk.meta.id + ":" + i;
           keep[key] = true;
@@ -232,6 +262,7 @@
     }
 
     window.houseprice.registerChunk = register;
+    window.houseprice.chunked = { map: map, chunks: chunks };  // handle for tests and debugging
     heatmaps.on("add", refreshHeatmaps);
     map.on("moveend", refresh);
     map.whenReady(function () { setTimeout(refresh, 0); });

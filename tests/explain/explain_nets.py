@@ -30,31 +30,54 @@ def trunk(width: int = 32) -> nn.Sequential:
     )
 
 
-class PlantedNet(nn.Module):
-    """CNN whose output depends only on the pixels inside ``BOX`` (the input is masked).
+class RegionGate(nn.Module):
+    """Multiplies channels ``0..n_signal-1`` by the cell mask of ``BOX`` and the others by its
+    complement: signal channels fire only inside the box, distractors only outside it."""
 
-    Exposes ``forward_features`` / ``forward_head`` like the application's networks; the
-    explained layer is ``features[-1]`` with a 16 x 16 output. With ``sign=+1`` every output
-    grows with the planted evidence (non-negative head weights); ``sign=-1`` flips that.
+    def __init__(self, width: int, n_signal: int) -> None:
+        super().__init__()
+        cells = nn.functional.avg_pool2d(box_mask(BOX)[None, None], 4)[0, 0]  # (16, 16), 0/1
+        gate = torch.cat(
+            [cells.expand(n_signal, -1, -1), (1 - cells).expand(width - n_signal, -1, -1)]
+        )
+        self.register_buffer("gate", gate[None])  # (1, width, 16, 16)
+
+    def forward(self, a: Tensor) -> Tensor:
+        return a * self.gate
+
+
+class PlantedNet(nn.Module):
+    """CNN whose output depends only on the pixels inside ``BOX``, with distractor channels.
+
+    The explained layer (``features[-1]``, a 16 x 16 map of ``width`` channels) has
+    ``width // 2`` *signal* channels that are non-zero only inside ``BOX`` and read by the
+    head, and ``width // 2`` *distractor* channels that fire only outside ``BOX`` (on the same
+    patch features, so just as strongly) but have zero head weights: they do not drive the
+    output. Correct channel weights (gradients of the output) are exactly zero on the
+    distractors, so the map stays inside the box; wrong weights (e.g. random numbers) light up
+    the distractors outside it. With ``sign=+1`` every output grows with the planted evidence
+    (non-negative head weights on the signal channels); ``sign=-1`` flips that. Exposes
+    ``forward_features`` / ``forward_head`` like the application's networks.
     """
 
     def __init__(self, out_dim: int = 8, width: int = 32, seed: int = 0, sign: int = 1) -> None:
         super().__init__()
+        self.n_signal = width // 2
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            self.features = trunk(width)
+            self.features = nn.Sequential(*trunk(width), RegionGate(width, self.n_signal))
             linear = nn.Linear(width, out_dim, bias=False)
         with torch.no_grad():
             linear.weight.copy_(sign * linear.weight.abs())
+            linear.weight[:, self.n_signal :] = 0.0  # distractors do not drive the output
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear)
-        self.register_buffer("mask", box_mask(BOX)[None, None])
 
     @property
     def target_layer(self) -> nn.Module:
         return self.features[-1]
 
     def forward_features(self, x: Tensor) -> Tensor:
-        return self.features(x * self.mask)
+        return self.features(x)
 
     def forward_head(self, a: Tensor) -> Tensor:
         return self.head(a)

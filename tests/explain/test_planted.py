@@ -49,22 +49,69 @@ def method_setup(net: nn.Module, name: str, layer: nn.Module, head) -> tuple[dic
     return {}, None
 
 
-@pytest.mark.parametrize("name", METHODS)
-def test_every_method_finds_the_planted_region(planted_net: PlantedNet, name: str) -> None:
-    kwargs, target = method_setup(
-        planted_net, name, planted_net.target_layer, planted_net.forward_head
-    )
-    explainer = make_explainer(name, planted_net, planted_net.target_layer, **kwargs)
+def planted_ratios(net: PlantedNet, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Box and mask ratios of ``name``'s maps of ``N`` images on the planted net."""
+    kwargs, target = method_setup(net, name, net.target_layer, net.forward_head)
+    explainer = make_explainer(name, net, net.target_layer, **kwargs)
     maps = explainer(images(N, 1), target)
     boxes = np.tile(np.array(BOX, dtype=float), (N, 1))
-    ratio = heatmap_ratio_in_box(maps, boxes)
+    masks = box_mask(BOX).bool().expand(N, -1, -1)
+    return heatmap_ratio_in_box(maps, boxes), heatmap_ratio_in_mask(maps, masks)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_every_method_finds_the_planted_region(planted_net: PlantedNet, name: str) -> None:
+    ratio, mask_ratio = planted_ratios(planted_net, name)
     area = (BOX[2] - BOX[0]) * (BOX[3] - BOX[1]) / 64**2
     if name == "uniform":
         np.testing.assert_allclose(ratio, area, rtol=1e-6)
     else:
         assert ratio.min() > 0.8, f"{name}: {ratio}"
-        masks = box_mask(BOX).bool().expand(N, -1, -1)
-        np.testing.assert_allclose(heatmap_ratio_in_mask(maps, masks), ratio, rtol=1e-6)
+        np.testing.assert_allclose(mask_ratio, ratio, rtol=1e-6)
+
+
+def test_distractors_fire_outside_the_box_and_do_not_drive_the_output(
+    planted_net: PlantedNet,
+) -> None:
+    """The planted net's explained map has as much activation outside the box as inside."""
+    x = images(N, 1)
+    with torch.no_grad():
+        a = planted_net.forward_features(x)  # (N, 32, 16, 16)
+        signal, distractor = a[:, : planted_net.n_signal], a[:, planted_net.n_signal :]
+        inside = box_mask(BOX)[::4, ::4].bool()
+        assert float(signal[..., ~inside].abs().max()) == 0.0
+        assert float(distractor[..., inside].abs().max()) == 0.0
+        assert float(distractor.mean()) > 0.5 * float(signal.mean())
+        noisy = a.clone()
+        noisy[:, planted_net.n_signal :] += torch.rand_like(distractor)
+        torch.testing.assert_close(planted_net.forward_head(noisy), planted_net.forward_head(a))
+
+
+#: Every method whose map is sum_k w_k A^k with gradient channel weights (the CAM family).
+WEIGHTED = [m for m in METHODS if m not in ("uniform", "l2caf")]
+WEIGHT_FUNCTIONS = (
+    "houseprice.explain.gradcam.gradcam_weights",
+    "houseprice.explain.gradcam.gradcampp_weights",
+    "houseprice.explain.sampled.gradcam_weights",
+    "houseprice.explain.sampled.gradcampp_weights",
+)
+
+
+@pytest.mark.parametrize("name", WEIGHTED)
+def test_random_channel_weights_fail_the_planted_check(
+    planted_net: PlantedNet, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check above can catch wrong channel weights: with the weight functions replaced by
+    random numbers the distractors light up outside the box and the ratio drops below 0.8."""
+    generator = torch.Generator().manual_seed(0)
+
+    def random_weights(activations: Tensor, gradients: Tensor, *args: object) -> Tensor:
+        return torch.randn(activations.shape[:2], generator=generator).to(activations)
+
+    for target in WEIGHT_FUNCTIONS:
+        monkeypatch.setattr(target, random_weights)
+    ratio, _ = planted_ratios(planted_net, name)
+    assert ratio.min() <= 0.8, f"{name} passes with random weights: {ratio}"
 
 
 def test_siamese_rank_pairs_find_the_planted_region(planted_net: PlantedNet) -> None:
