@@ -738,6 +738,12 @@ for _id, _data, _args, _needle in [
     ("table-zero-bytes", b"", (), r"h\.csv: the file is empty"),
     ("table-ragged-row", (HEADER + ROW_A + "C,1,2,3,4,5,6,7,8,9\n").encode(), (), RAGGED),
     ("table-header-only-validate", HEADER.encode(), ("--for", "train"), r"header but no rows"),
+    (  # found by tests/data/test_records_hypothesis.py
+        "table-nul-byte-in-image-path",
+        b"house_id,latitude,longitude,image\nA,43.7,-79.4,tiles/a\x00.png\n",
+        (),
+        r"h\.csv.*\n.*row 1, column 'image'",
+    ),
 ]:
     case(_id, _needle)(_table_case(_data, *_args))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from houseprice.jobs.docs import SECTIONS, markers, render
 from houseprice.jobs.profile_table import BEGIN, END, profile_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,6 +18,23 @@ def test_readme_profile_table_is_generated_from_the_profiles() -> None:
         "README's profile table differs from houseprice.profiles; regenerate it with "
         "`python -m houseprice.jobs.profile_table`"
     )
+
+
+def test_every_readme_number_section_is_rendered_from_its_results_file() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in SECTIONS:
+        begin, _ = markers(name)
+        assert begin in text, f"README lost its {name!r} section markers"
+    assert render(text) == text, (
+        "README disagrees with the committed results; run `python -m houseprice.jobs.docs write`"
+    )
+
+
+def test_render_replaces_a_stale_number() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    _, end = markers("profiles")
+    stale = text.replace(end, "| `quick` | 999 houses |\n" + end, 1)
+    assert stale != text and render(stale) == text
 
 
 def test_no_docstring_cites_a_document_outside_the_repo() -> None:

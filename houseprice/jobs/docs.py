@@ -1,0 +1,224 @@
+"""README numbers from committed results: every table is rendered here from a JSON file.
+
+``python -m houseprice.jobs.docs write`` rewrites each README section between
+``<!-- <name>:begin -->`` and ``<!-- <name>:end -->`` from the results files below;
+``tests/test_docs.py`` fails when README and the results disagree. ``python -m
+houseprice.jobs.docs refresh-demo`` re-runs the standard demo and stores its reports in
+``docs/results/demo_standard/`` (the one command behind the demo numbers).
+
+Results files: ``docs/results/demo_standard/{report,evidence}.json`` (``houseprice demo``),
+``docs/results/bench_pricing_standard/report.json`` (``houseprice bench pricing``),
+``docs/results/bench_explainers_standard/report.json`` (``houseprice bench explainers``),
+``benchmarks/results/*.json`` (``python benchmarks/run_all.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from houseprice.jobs.profile_table import profile_table
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "docs" / "results"
+BENCH = ROOT / "benchmarks" / "results"
+MAIN = "G,Bed,Bath,T,A"
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _missing(what: str, command: str) -> str:
+    return f"*(no results yet: run `{command}` to produce {what})*"
+
+
+def demo_section() -> str:
+    from houseprice.valuation.report import table2_text
+
+    report = _load(RESULTS / "demo_standard" / "report.json")
+    if report is None:
+        return _missing(
+            "docs/results/demo_standard/", "python -m houseprice.jobs.docs refresh-demo"
+        )
+    head = f"10% accuracy on {report['test_size']} test houses (synthetic city, profile standard):"
+    text = f"```\n{head}\n{table2_text(report)}\n```"
+    bench = _load(RESULTS / "bench_pricing_standard" / "report.json")
+    row = report["accuracy_within_10pct"][MAIN]
+    line = f"This run (city seed 0, training seed 0): {MAIN} lift {100 * row['lift']:+.1f} points"
+    if "oracle" in report:
+        line += f", {100 * report['oracle']['visual_share_of_oracle_lift']:.0f}% of the oracle lift"
+    if bench is not None:
+        s = bench["test"]["sets"][MAIN]
+        line += (
+            f". The pricing benchmark over {s['n']} sealed runs: {100 * s['mean']:+.1f} ± "
+            f"{100 * s['std']:.1f} (see Results): read one run with that spread in mind."
+        )
+    return text + "\n\n" + line + "."
+
+
+def pricing_section() -> str:
+    from houseprice.bench.pricing_report import lift_table
+
+    report = _load(RESULTS / "bench_pricing_standard" / "report.json")
+    if report is None:
+        return _missing("the pricing benchmark", "houseprice bench pricing --out "
+                        "docs/results/bench_pricing_standard --profile standard")  # fmt: skip
+    s = report["test"]["sets"][MAIN]
+    share = s["share_of_oracle"]
+    verdict = (
+        "meets" if s["mean"] >= 0.05 and share is not None and share >= 0.5 else "does not meet"
+    )
+    return (
+        f"{len(report['runs'])} runs: sealed city seeds {report['city_seeds']} × training "
+        f"seeds {report['training_seeds']}, {report['houses_per_city']:,} houses each, test "
+        f"splits scored once ({report['seconds'] / 60:.0f} min on the 2-core machine).\n\n"
+        f"{lift_table(report['test'])}\n\n"
+        f"Main set {MAIN}: lift {100 * s['mean']:+.1f} ± {100 * s['std']:.1f} points, 95% "
+        f"interval [{100 * s['ci95'][0]:+.1f}, {100 * s['ci95'][1]:+.1f}], "
+        f"{100 * (share or 0):.0f}% of the oracle lift: this {verdict} the goal of ≥ +5 "
+        "points and ≥ 50% of the oracle lift."
+    )
+
+
+def ames_section() -> str:
+    report = _load(RESULTS / "bench_pricing_standard" / "report.json")
+    if report is None or "ames" not in report:
+        return _missing("the Ames scores", "houseprice bench pricing ... --ames")
+    a = report["ames"]
+    cells = ", ".join(
+        f"{k} {100 * v['mean']:.1f} ± {100 * v['std']:.1f}" for k, v in a["accuracy"].items()
+    )
+    return f"10% accuracy on {a['test_size']} test sales (mean ± sd over LightGBM seeds): {cells}."
+
+
+def evidence_section() -> str:
+    report = _load(RESULTS / "demo_standard" / "evidence.json")
+    if report is None:
+        return _missing("the evidence scores", "python -m houseprice.jobs.docs refresh-demo")
+    u = report["uniform"]
+    lines = ["| method | ratio | × uniform |", "|---|---:|---:|"]
+    lines += [f"| {k} | {v:.3f} | {v / u:.2f} |" for k, v in report["evidence_mask_ratio"].items()]
+    lines.append(f"| uniform | {u:.3f} | 1.00 |")
+    return f"{report['n_houses']} unseen houses, transfer key `{report['key']}`.\n\n" + "\n".join(
+        lines
+    )
+
+
+def explainers_section() -> str:
+    report = _load(RESULTS / "bench_explainers_standard" / "report.json")
+    if report is None:
+        return _missing("the explainer benchmark", "houseprice bench explainers ...")
+    r = report["retrieval"]
+    lines = [
+        f"Recall@1 {r['recall_at_1']:.3f}, NMI {r['nmi']:.3f} on the unseen classes.",
+        "",
+        "| method | bbox | mask | WSOL | WSOL (R@1-gated) | s/image |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in report["methods"].items():
+        gated = m.get("wsol_accuracy_r1_gated")
+        lines.append(
+            f"| {name} | {m['bbox_ratio_mean']:.3f} | {m['mask_ratio_mean']:.3f} | "
+            f"{m['wsol_accuracy']:.3f} | {'–' if gated is None else f'{gated:.3f}'} | "
+            f"{1000 * m['seconds_per_image']:.1f} ms |"
+        )
+    held = [c for c in report.get("claims", []) if c.get("holds") is not None]
+    if held:
+        lines += ["", "| paper claim | measure | holds |", "|---|---|---|"]
+        lines += [
+            f"| {c['claim']} | {c.get('metric', '')} | {'yes' if c['holds'] else 'no'} |"
+            for c in held
+        ]
+    return "\n".join(lines)
+
+
+def benchmarks_section() -> str:
+    out = []
+    sp = _load(BENCH / "explain_speed.json")
+    if sp:
+        out.append(
+            f"- weight-transfer heatmaps cost {sp['transfer_vs_forward']['ratio']:.2f}× a plain "
+            "forward pass (`benchmarks/explain_speed.py`)"
+        )
+    pt = _load(BENCH / "predict_throughput.json")
+    if pt:
+        out.append(
+            f"- prediction with visual features: {pt['houses_per_second']['end_to_end']:.0f} "
+            f"houses/s end to end on {pt['threads']} threads (`benchmarks/predict_throughput.py`)"
+        )
+    tc = _load(BENCH / "tile_cutting.json")
+    if tc:
+        run = max(tc["runs"], key=lambda r: r["raster_px"])
+        out.append(
+            f"- cutting tiles from a {run['raster_px']:,}² px COG: {run['tiles_per_s']:.0f} "
+            f"tiles/s, peak RSS {run['peak_rss_mb']:.0f} MB (`benchmarks/tile_cutting.py`)"
+        )
+    ms = _load(BENCH / "map_size.json")
+    if ms and "kib_per_house" in ms:
+        out.append(
+            f"- a {ms['n_houses']:,}-house map: {ms['kib_per_house']:.1f} KiB per house "
+            "(`benchmarks/map_size.py`)"
+        )
+    return "\n".join(out) or _missing("benchmark results", "python benchmarks/run_all.py")
+
+
+SECTIONS: dict[str, Callable[[], str]] = {
+    "profiles": profile_table,
+    "demo": demo_section,
+    "pricing": pricing_section,
+    "ames": ames_section,
+    "evidence": evidence_section,
+    "explainers": explainers_section,
+    "benchmarks": benchmarks_section,
+}
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
+def render(text: str) -> str:
+    """``text`` (README) with every marked section replaced by its rendering."""
+    for name, fn in SECTIONS.items():
+        begin, end = markers(name)
+        if begin in text:
+            head, rest = text.split(begin, 1)
+            _, tail = rest.split(end, 1)
+            text = f"{head}{begin}\n{fn()}\n{end}{tail}"
+    return text
+
+
+def refresh_demo() -> None:
+    """Run the standard demo (seed 0) and store its reports as the committed results."""
+    import shutil
+    import tempfile
+
+    from houseprice.artifacts import atomic_write_json
+    from houseprice.jobs.demo import run_demo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        res = run_demo(Path(tmp) / "demo", profile="standard", seed=0, progress=False)
+        dest = RESULTS / "demo_standard"
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(res.report_dir / "report.json", dest / "report.json")
+        shutil.copyfile(res.out / "explain" / "report.json", dest / "evidence.json")
+        atomic_write_json(dest / "seconds.json", res.seconds)
+
+
+def main(argv: list[str]) -> None:
+    readme = ROOT / "README.md"
+    if argv[:1] == ["refresh-demo"]:
+        refresh_demo()
+    elif argv[:1] == ["write"]:
+        readme.write_text(render(readme.read_text(encoding="utf-8")), encoding="utf-8")
+    else:
+        print("usage: python -m houseprice.jobs.docs write | refresh-demo", file=sys.stderr)
+        raise SystemExit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])
