@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -116,14 +116,23 @@ def data_validate(
     purpose: Annotated[Purpose, typer.Option("--for", help="What the data is for.")] = (
         Purpose.any
     ),
+    tiles: Annotated[
+        bool, typer.Option("--tiles/--no-tiles", help="Also read every listed tile.")
+    ] = True,
 ) -> None:
     """Check a dataset against the contract; print a summary or every problem (exit 2).
 
     Example: houseprice data validate data/city --for train
     """
-    from houseprice.data.houses import load_any, summarize
+    from houseprice.data.houses import check_tiles, load_any, summarize
 
-    summary = run_job(Common(), lambda: summarize(load_any(path, purpose=purpose.value)))
+    def job() -> dict[str, Any]:
+        ds = load_any(path, purpose=purpose.value)
+        if tiles:
+            check_tiles(ds)
+        return summarize(ds)
+
+    summary = run_job(Common(), job)
     say(f"{path}: valid ({summary['rows']} rows)")
     say(json.dumps(summary, indent=2))
 

@@ -134,11 +134,21 @@ def train_cmd(
     say(f"trained on {model.info['n_train']} houses {kind}; model in {path}")
 
 
+class Engine(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
 @app.command("predict")
 def predict_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model folder.")],
     input: Annotated[Path, typer.Option("--input", help="Table of houses (CSV/Parquet).")],
-    out: Annotated[Path, typer.Option("--out", help="Output table (.csv or .parquet).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Output: a .csv file, or a .parquet folder of partitions + manifest."
+        ),
+    ],
     imagery: Annotated[
         list[Path] | None,
         typer.Option("--imagery", help="Cut tiles on the fly from GeoTIFF/COG (repeatable)."),
@@ -150,6 +160,38 @@ def predict_cmd(
             help="Add each house's price split in money: base_price, contrib_<group>.",
         ),
     ] = False,
+    engine: Annotated[
+        Engine,
+        typer.Option("--engine", help="local: this process. dask: partitions on Dask workers."),
+    ] = Engine.local,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Dask scheduler address (tcp://host:8786); default: a LocalCluster with one "
+            "worker process per core. Workers need the model and tiles under the same paths.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, max=1024, help="LocalCluster workers (default: cores)."),
+    ] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            "--partitions", min=1, help="Partition files (default: one per --chunk-size rows)."
+        ),
+    ] = None,
+    chunk_size: Annotated[
+        int,
+        typer.Option("--chunk-size", min=1, help="Houses scored at once (memory is flat in N)."),
+    ] = 2048,  # houseprice.jobs.stream.DEFAULT_CHUNK (not imported: keeps --help fast)
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Keep the partitions an interrupted run of the same job wrote."
+        ),
+    ] = False,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -159,14 +201,30 @@ def predict_cmd(
 
     Example: houseprice predict --model models/city --input new_houses.csv --out prices.csv
     """
-    from houseprice.jobs import predict
+    from houseprice.jobs.engines import score_table
 
     c = Common(seed, device, quiet)
-    path, frame, n_fallback = run_job(
+    res = run_job(
         c,
-        lambda: predict(model, input, out, device=device, progress=c.progress, overwrite=overwrite),
+        lambda: score_table(
+            model,
+            input,
+            out,
+            device=device,
+            progress=c.progress,
+            overwrite=overwrite,
+            imagery=imagery,
+            contributions=explain_contributions,
+            engine=engine.value,
+            scheduler=scheduler,
+            workers=workers,
+            partitions=partitions,
+            chunk_size=chunk_size,
+            resume=resume,
+        ),
     )
-    say(f"priced {len(frame)} houses ({n_fallback} without visual features) → {path}")
+    kept = f"; {res.reused} of {res.partitions} partitions kept from before" if res.reused else ""
+    say(f"priced {res.rows} houses ({res.n_fallback} without visual features) → {res.path}{kept}")
 
 
 @app.command("evaluate")

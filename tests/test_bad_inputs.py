@@ -346,14 +346,14 @@ def _(c: Ctx) -> Spec:
     return Spec(train_args(c.small, c.tmp / "m", "--weights", c.tmp / "nope.pth"))
 
 
-@case("weights-not-a-state-dict", r"w\.pth: (not a readable state dict|expected a state dict)")
+@case("weights-not-a-state-dict", r"w\.pth: (not a readable (state dict|weights file)|expected a state dict)")
 def _(c: Ctx) -> Spec:
     w = c.tmp / "w.pth"
     w.write_bytes(b"this is not a torch file\n" * 10)
     return Spec(train_args(c.small, c.tmp / "m", "--weights", w))
 
 
-@case("weights-dict-of-non-tensors", r"w\.pth: (not a readable state dict|expected a state dict)")
+@case("weights-dict-of-non-tensors", r"w\.pth: (not a readable (state dict|weights file)|expected a state dict)")
 def _(c: Ctx) -> Spec:
     import torch
 
@@ -467,7 +467,7 @@ def _hostile_tile_case(maker: Callable[[Path, Path], None], name: str) -> Callab
             assert isinstance(row["tile_problem"], str) and name in row["tile_problem"]
             assert str(c.tmp) not in row["tile_problem"]
 
-        return Spec(predict_args(c.model, t, out), protect=[], check=check)
+        return Spec(predict_args(c.model, t, out), check=check)
 
     return build
 

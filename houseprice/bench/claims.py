@@ -1,5 +1,10 @@
 """The papers' orderings, measured: Chen Table 1 and §3.3/§4.1, Bachhawat Table 1, Taha Table 3.
 
+Measured the papers' way: the top-M orderings also at the papers' fraction of the channels
+(M = 2.4 % of C; Chen keeps 50 of 2,048), EmbeddingCAM's spread across *retrained* nets
+(Bachhawat's 8 initialisations; not reruns of one deterministic net), and Taha's LOC gated by
+Recall@1.
+
 Claims name the methods they compare by report key. A method that was not run (not registered,
 or without what it needs) makes its claims "not measured": ``holds`` is ``None`` and
 ``missing`` lists the absent methods. Nothing here fails on a missing method.
@@ -59,22 +64,30 @@ def close(results: Results, text: str, a: str, b: str, metric: str, tol: float) 
     return _measured(claim, results)
 
 
-def _chen(results: Results, m: int, k: int) -> list[dict[str, Any]]:
-    """Chen Table 1 orderings, Grad-CAM++ >= Grad-CAM, weight transfer (§3.3, §4.1)."""
-    claims = [
-        chain(
-            results,
-            f"Grad-CAM: top-{m} > all channels > single triplet > uniform (Chen Table 1)",
-            [f"gradcam_top{m}", "gradcam_all_channels", "gradcam_single_triplet", "uniform"],
-            metric,
-        )
-        for metric in ("bbox_ratio_mean", "mask_ratio_mean")
-    ]
+def _m_label(m: int, primary: int) -> str:
+    return f"top-{m}" if m == primary else f"top-{m} (the papers' 2.4 % of the channels)"
+
+
+def _chen(results: Results, ms: tuple[int, ...], k: int) -> list[dict[str, Any]]:
+    """Chen Table 1 orderings at every M, Grad-CAM++ >= Grad-CAM, weight transfer (§3.3, §4.1)."""
+    claims: list[dict[str, Any]] = []
+    for m in ms:
+        label = _m_label(m, ms[0])
+        claims += [
+            chain(
+                results,
+                f"Grad-CAM: {label} > all channels > single triplet > uniform (Chen Table 1)",
+                [f"gradcam_top{m}", "gradcam_all_channels", "gradcam_single_triplet", "uniform"],
+                metric,
+            )
+            for metric in ("bbox_ratio_mean", "mask_ratio_mean")
+        ]
     for metric in ("bbox_ratio_mean", "mask_ratio_mean"):
-        for variant in ("single_triplet", "all_channels", f"top{m}"):
+        for variant in ("single_triplet", "all_channels", *(f"top{m}" for m in ms)):
             text = f"Grad-CAM++ >= Grad-CAM ({variant}; Chen Table 1)"
             names = [f"gradcampp_{variant}", f"gradcam_{variant}"]
             claims.append(chain(results, text, names, metric, slack=1e-12))
+    m = ms[0]
     for base in ("gradcam", "gradcampp"):
         for metric in ("bbox_ratio_mean", "mask_ratio_mean"):
             text = f"{base}: transferred top-{m} weights within 0.02 of the image's own (Chen §3.3)"
@@ -85,8 +98,47 @@ def _chen(results: Results, m: int, k: int) -> list[dict[str, Any]]:
     return claims
 
 
-def _bachhawat(results: Results, m: int) -> list[dict[str, Any]]:
-    """EmbeddingCAM close to sampled top-M; zero run-to-run variance (Bachhawat)."""
+#: Bachhawat Table 1: the largest std over its 8 retrained nets (mask, mean proxy, all channels).
+BACHHAWAT_SPREAD = 0.006
+
+
+def _spread_claims(retrained: dict[str, Any] | None, m: int) -> list[dict[str, Any]]:
+    """EmbeddingCAM's box ratio varies across retrained nets as little as Bachhawat reports,
+    and no more than the sampled top-M's does."""
+    if not retrained:
+        return []
+    spread, n_nets = retrained["spread"], retrained["n_nets"]
+    sampled = f"gradcam_top{m}"
+    claims = []
+    for name in (key for key in spread if key.startswith("embeddingcam_")):
+        for metric in ("bbox_ratio_mean", "mask_ratio_mean"):
+            std = spread[name].get(f"{metric}_std")
+            std_s = spread.get(sampled, {}).get(f"{metric}_std")
+            claims.append(
+                {
+                    "claim": f"{name}: std across {n_nets} retrained nets <= {BACHHAWAT_SPREAD} "
+                    "(Bachhawat Table 1: ± 0.003-0.006 over 8 nets)",
+                    "metric": f"{metric} std across nets",
+                    "values": {name: std},
+                    "holds": None if std is None else std <= BACHHAWAT_SPREAD,
+                }
+            )
+            claims.append(
+                {
+                    "claim": f"{name}: spread across {n_nets} retrained nets <= sampled top-{m}'s "
+                    "(Bachhawat: stable compared to Chen)",
+                    "metric": f"{metric} std across nets",
+                    "values": {name: std, sampled: std_s},
+                    "holds": None if std is None or std_s is None else std <= std_s,
+                }
+            )
+    return claims
+
+
+def _bachhawat(
+    results: Results, ms: tuple[int, ...], retrained: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """EmbeddingCAM close to sampled top-M (at every M); its spread across retrained nets."""
     claims = [
         close(
             results,
@@ -96,31 +148,38 @@ def _bachhawat(results: Results, m: int) -> list[dict[str, Any]]:
             "bbox_ratio_mean",
             0.02,
         )
+        for m in ms
         for proxy in ("point", "mean")
     ]
-    ecam, sampled = f"embeddingcam_point_top{m}", f"gradcam_top{m}"
-    runs_ecam = results.get(ecam, {}).get("runs", {})
-    runs_samp = results.get(sampled, {}).get("runs", {})
-    if runs_ecam:
-        std_e = runs_ecam.get("bbox_ratio_run_std")
-        std_s = runs_samp.get("bbox_ratio_run_std")
-        claim: dict[str, Any] = {
-            "claim": "EmbeddingCAM has zero variance across runs; sampled top-M does not",
-            "metric": "bbox_ratio_run_std",
-            "values": {ecam: std_e, sampled: std_s},
-            "holds": None if std_e is None or std_s is None else std_e == 0.0 < std_s,
-        }
-        claims.append(_measured(claim, results))
-    return claims
+    return [*claims, *_spread_claims(retrained, ms[0])]
 
 
-def paper_claims(results: Results, prof: BenchProfile) -> list[dict[str, Any]]:
-    """Check the orderings the papers report (Chen Table 1, Bachhawat Table 1, Taha Table 3)."""
-    m, k = prof.top_m, prof.kmeans_k
+def paper_claims(
+    results: Results,
+    prof: BenchProfile,
+    *,
+    top_ms: tuple[int, ...] | None = None,
+    retrained: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Check the orderings the papers report (Chen Table 1, Bachhawat Table 1, Taha Table 3).
+
+    ``top_ms``: the M values the top-M variants ran at (primary first; default the profile's
+    top-M); ``retrained``: ``report["retrain_runs"]`` when several nets were trained.
+    Taha's LOC counts a localisation only when Recall@1 is right (Taha §4.2): the claim uses
+    ``wsol_accuracy_r1_gated``; the ungated accuracy is listed next to it for comparison.
+    """
+    ms = top_ms or (prof.top_m,)
+    names = ["l2caf", "gradcam_abs", "gradcam_vanilla"]
     taha = chain(
         results,
-        "L2-CAF > Grad-CAM-abs > vanilla Grad-CAM (Taha Table 3)",
-        ["l2caf", "gradcam_abs", "gradcam_vanilla"],
+        "L2-CAF > Grad-CAM-abs > vanilla Grad-CAM, LOC gated by R@1 (Taha Table 3)",
+        names,
+        "wsol_accuracy_r1_gated",
+    )
+    ungated = chain(
+        results,
+        "L2-CAF > Grad-CAM-abs > vanilla Grad-CAM, ungated WSOL (not Taha's metric)",
+        names,
         "wsol_accuracy",
     )
-    return [*_chen(results, m, k), *_bachhawat(results, m), taha]
+    return [*_chen(results, ms, prof.kmeans_k), *_bachhawat(results, ms, retrained), taha, ungated]

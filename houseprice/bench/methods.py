@@ -64,6 +64,18 @@ class Resources:
     samplers: dict[str, TripletSampler]  # "all" (N_s valid triplets) and "single"
     proxies: tuple[Tensor, Tensor]  # test-class mean proxies (Bachhawat eq. 11-12)
     databases: dict[TransferSource, GradWeightDatabase] = field(default_factory=dict)
+    extra_top_ms: tuple[int, ...] = ()  # more M for the top-M variants (the papers' fraction)
+
+    @property
+    def top_ms(self) -> tuple[int, ...]:
+        """Every M the top-M variants run at, the primary one first."""
+        return (self.top_m, *(m for m in self.extra_top_ms if m != self.top_m))
+
+
+def paper_top_m(n_channels: int, fraction: float) -> int:
+    """M at the papers' fraction of the channels: ``max(1, round(fraction * C))``; Chen §4.1
+    keeps 50 of ResNet-50's 2,048 channels, ``fraction = 50 / 2048 = 0.024``."""
+    return max(1, round(fraction * n_channels))
 
 
 def triplet_samplers(
@@ -92,7 +104,7 @@ def _target(spec: MethodSpec) -> Callable[[Batch], Any]:
 
 
 def _build(
-    spec: MethodSpec, variant: Variant, res: Resources, prof: BenchProfile
+    spec: MethodSpec, variant: Variant, res: Resources, prof: BenchProfile, m: int | None = None
 ) -> Explainer | None:
     """The explainer of one variant, or ``None`` when a resource it needs is missing."""
     kw: dict[str, Any] = prof.method_options(spec.name)
@@ -110,7 +122,7 @@ def _build(
             return None
         kw["database"] = database
     if variant.top_m is not None:
-        kw["top_m"] = res.top_m if variant.top_m else None
+        kw["top_m"] = (m or res.top_m) if variant.top_m else None
     return spec.factory(res.model, res.layer, **kw)
 
 
@@ -168,34 +180,51 @@ def build_databases(
     return info
 
 
+def _ms(variant: Variant, res: Resources) -> tuple[int | None, ...]:
+    """The M values a variant runs at: every top-M for top-M variants (a transfer database
+    holds the primary top-M only), else ``None``."""
+    return res.top_ms if variant.top_m and variant.transfer is None else (None,)
+
+
 def build_methods(
     specs: tuple[MethodSpec, ...],
     res: Resources,
     prof: BenchProfile,
     rerun_samplers: list[dict[str, TripletSampler]],
+    *,
+    only_reruns: bool = False,
 ) -> list[Method]:
-    """One :class:`Method` per runnable variant; ``reruns`` variants get one explainer per
-    entry of ``rerun_samplers`` (samplers with other seeds)."""
+    """One :class:`Method` per runnable variant and M; ``reruns`` variants (at the primary M)
+    get one explainer per entry of ``rerun_samplers`` (samplers with other seeds).
+    ``only_reruns`` keeps just those variants (for the spread across retrained nets)."""
     methods: list[Method] = []
     for spec in specs:
         for variant in spec.variants:
-            explainer = _build(spec, variant, res, prof)
-            if explainer is None:
+            if only_reruns and not variant.reruns:
                 continue
-            reruns: list[Explainer] = []
-            if variant.reruns:
-                for samplers in rerun_samplers:
-                    again = _build(spec, variant, replace(res, samplers=samplers), prof)
-                    reruns.append(explainer if again is None else again)
-            methods.append(
-                Method(
-                    name=variant.report_key(top_m=prof.top_m, kmeans_k=prof.kmeans_k),
-                    family=spec.name,
-                    explainer=explainer,
-                    target=_target(spec),
-                    sweep=variant.sweep,
-                    database=variant.transfer.name if variant.transfer else None,
-                    reruns=reruns,
+            for m in _ms(variant, res):
+                if only_reruns and m not in (None, res.top_m):
+                    continue
+                explainer = _build(spec, variant, res, prof, m)
+                if explainer is None:
+                    continue
+                reruns: list[Explainer] = []
+                if variant.reruns and m in (None, res.top_m):
+                    for samplers in rerun_samplers:
+                        again = _build(spec, variant, replace(res, samplers=samplers), prof, m)
+                        reruns.append(explainer if again is None else again)
+                methods.append(
+                    Method(
+                        name=variant.report_key(
+                            top_m=prof.top_m if m in (None, res.top_m) else m,
+                            kmeans_k=prof.kmeans_k,
+                        ),
+                        family=spec.name,
+                        explainer=explainer,
+                        target=_target(spec),
+                        sweep=variant.sweep,
+                        database=variant.transfer.name if variant.transfer else None,
+                        reruns=reruns,
+                    )
                 )
-            )
     return methods

@@ -40,6 +40,10 @@ class BenchProfile:
     l2caf: L2CAFConfig = field(default_factory=L2CAFConfig)
     m_grid: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 50, 64, 128, 256, 512, 1024)
     n_runs: int = 3  # sampler seeds for the run-to-run spread of sampled vs proxy methods
+    # embedding nets trained with seeds seed, seed + 1, ... for the spread across retrained nets
+    # (Bachhawat Table 1: 8 nets); 1 = only the benchmark's net (run_benchmark(retrain_runs=))
+    retrain_runs: int = 1
+    paper_fraction: float = 50 / 2048  # Chen §4.1: top-50 of ResNet-50's 2,048 channels
     n_qualitative: int = 4
     needs_weights: bool = False  # training needs a local backbone initialisation
 

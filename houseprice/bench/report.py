@@ -1,7 +1,7 @@
-"""The benchmark's human report: ``report.md`` (Chen Table 1 layout, all methods, threshold
-sweep, M sweep, claims) and the figures ``sensitivity_m.png`` (Chen Fig. 7a) and
-``qualitative.png`` (Chen Fig. 5). Rows and columns follow ``report["methods"]``, so a newly
-registered method shows up without changes here."""
+"""The benchmark's human report: ``report.md`` (Chen Table 1 layout at each top-M, all methods,
+threshold sweep, M sweep, spread across retrained nets, claims) and the figures
+``sensitivity_m.png`` (Chen Fig. 7a) and ``qualitative.png`` (Chen Fig. 5). Rows and columns
+follow ``report["methods"]``, so a newly registered method shows up without changes here."""
 
 from __future__ import annotations
 
@@ -62,16 +62,21 @@ def _header(report: dict[str, Any]) -> list[str]:
         "",
         f"Wall time {t['total_seconds']:.0f} s (data {t['data_seconds']:.0f} s, training "
         f"{t['train_seconds']:.0f} s, embeddings {t['embed_seconds']:.0f} s, explaining "
-        f"{t['explain_seconds']:.0f} s; {setup['torch_threads']} torch threads, "
+        f"{t['explain_seconds']:.0f} s"
+        + (f", retrained nets {t['retrain_seconds']:.0f} s" if "retrain_seconds" in t else "")
+        + f"; {setup['torch_threads']} torch threads, "
         f"{setup['device']}).",
         "",
     ]
 
 
-def _table1(res: dict[str, Any], m: int) -> list[str]:
+def _table1(res: dict[str, Any], m: int, primary: bool = True) -> list[str]:
     """Chen Table 1 layout; a method that was not run shows "–"."""
+    title = "## Visual attention accuracy (layout of Chen et al. Table 1)"
+    if not primary:
+        title = f"### The same at M = {m}, the papers' 2.4 % of the channels"
     lines = [
-        "## Visual attention accuracy (layout of Chen et al. Table 1)",
+        title,
         "",
         "| Metric | Uniform | Grad-CAM ST | Grad-CAM all channels | Grad-CAM top-"
         f"{m} | Grad-CAM++ ST | Grad-CAM++ all channels | Grad-CAM++ top-{m} |",
@@ -93,12 +98,45 @@ def _table1(res: dict[str, Any], m: int) -> list[str]:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     wsol = [_fmt(res.get(c, {}).get("wsol_accuracy")) for c in cols]
     lines.append("| WSOL acc. | " + " | ".join(wsol) + " |")
-    lines += [
+    lines.append("")
+    if primary:
+        lines += [
+            "ST = single triplet. Ratios are mean ± std over images of the heatmap mass inside "
+            "the box / mask.",
+            "",
+        ]
+    return lines
+
+
+def _retrained(info: dict[str, Any] | None) -> list[str]:
+    """Per-net scores of the rerun variants and their spread across retrained nets."""
+    if not info:
+        return [
+            "## Spread across retrained nets (Bachhawat Table 1)",
+            "",
+            "Not measured: one embedding net (`retrain_runs` = 1; pass `--retrain-runs N`).",
+            "",
+        ]
+    names = list(info["spread"])
+    lines = [
+        f"## Spread across {info['n_nets']} retrained nets (Bachhawat Table 1: 8 nets)",
         "",
-        "ST = single triplet. Ratios are mean ± std over images of the heatmap mass inside the "
-        "box / mask.",
+        "Training seeds " + ", ".join(str(s) for s in info["seeds"]) + "; box ratio per net, "
+        f"then the {info['std']}.",
         "",
+        "| Net (seed) | R@1 | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
     ]
+    for net in info["nets"]:
+        cells = [_fmt(net["methods"][n]["bbox_ratio_mean"]) for n in names]
+        r1 = net["retrieval"]["recall_at_1"]
+        lines.append(f"| {net['seed']} | {r1:.3f} | " + " | ".join(cells) + " |")
+    for metric, label in (("bbox_ratio_mean", "box"), ("mask_ratio_mean", "mask")):
+        cells = [_num(info["spread"][n][f"{metric}_std"]) for n in names]
+        lines.append(
+            f"| std ({label}) | {_num(info['recall_at_1_std'])} | " + " | ".join(cells) + " |"
+        )
+    lines.append("")
     return lines
 
 
@@ -159,8 +197,12 @@ def _sensitivity(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _claims(claims: list[dict[str, Any]]) -> list[str]:
+    verdicts = [c["holds"] for c in claims if not c.get("missing")]
     lines = [
         "## The papers' orderings, measured",
+        "",
+        f"{sum(v is True for v in verdicts)} hold, {sum(v is False for v in verdicts)} fail, "
+        f"{len(claims) - len(verdicts) + sum(v is None for v in verdicts)} not measured.",
         "",
         "| Claim | Metric | Values | Holds |",
         "|---|---|---|---|",
@@ -180,11 +222,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     """The human report: setup, Chen-style Table 1, all methods, sweep, claims, figures."""
     res = report["methods"]
     m = report["setup"]["profile_config"]["top_m"]
+    extra = [x for x in report["setup"].get("top_ms", [m]) if x != m]
     lines = [
         *_header(report),
         *_table1(res, m),
+        *(line for x in extra for line in _table1(res, x, primary=False)),
         *_all_methods(res),
         *_sensitivity(report["sensitivity_m"]),
+        *_retrained(report.get("retrain_runs")),
         *_claims(report["claims"]),
         "",
         "## Qualitative results (as Chen Fig. 5)",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,12 @@ from houseprice.bench.methods import (
     bench_specs,
     build_databases,
     build_methods,
+    paper_top_m,
     triplet_samplers,
 )
 from houseprice.bench.profile import BenchProfile, bench_profile
 from houseprice.bench.report import finite, render_markdown, write_figures
+from houseprice.bench.retrain import retrain_spread
 from houseprice.bench.scoring import (
     WSOL_IOU,
     WSOL_THRESHOLD,
@@ -100,6 +103,8 @@ def _setup(
         "epochs": cfg.epochs,
         "n_samples": prof.n_samples,
         "top_m": res.top_m,
+        "top_ms": list(res.top_ms),
+        "retrain_runs": prof.retrain_runs,
         "kmeans_k": res.kmeans_k,
         "n_test_images": len(splits.test_labels),
         "n_test_classes": int(splits.test_labels.unique().numel()),
@@ -127,13 +132,15 @@ def _resources(
         kmeans_k=min(prof.kmeans_k, n_db),
         samplers=triplet_samplers(splits.test_emb, splits.test_labels, prof, seed),
         proxies=class_proxies(splits.test_emb, splits.test_labels),  # Bachhawat eq. 11-12
+        extra_top_ms=(paper_top_m(net.out_channels, prof.paper_fraction),),
     )
 
 
 def _eval_data(
     splits: Splits, prof: BenchProfile, seed: int, progress: bool
-) -> tuple[np.ndarray, list[Batch], list[Batch], int]:
-    """R@1 hits of the explained images, their batches, the database batches and its size."""
+) -> tuple[np.ndarray, np.ndarray, list[Batch], list[Batch], int]:
+    """Test indices of the explained images, their R@1 hits and batches, the database batches
+    and its size."""
     eval_idx = stratified(splits.test_labels.numpy(), prof.eval_images, seed)
     r1_hits = recall_hits(splits.test_emb, splits.test_labels, 1)[eval_idx]
     eval_batches = load_batches(
@@ -143,7 +150,7 @@ def _eval_data(
     db_batches = load_batches(
         splits.train_set, db_idx, prof.batch_size, progress, "load train images"
     )
-    return r1_hits, eval_batches, db_batches, len(db_idx)
+    return eval_idx, r1_hits, eval_batches, db_batches, len(db_idx)
 
 
 def _data_and_net(
@@ -182,6 +189,7 @@ def run_benchmark(
     progress: bool = True,
     model_dir: Path | None = None,
     weights: Path | None = None,
+    retrain_runs: int | None = None,
 ) -> dict[str, Any]:
     """Run the explainer benchmark and write the report folder; returns the report dict.
 
@@ -196,8 +204,15 @@ def run_benchmark(
         model_dir: load the embedding net from this folder if it holds one, else train and
             save it there (default ``out/model``, always trained).
         weights: local backbone initialisation for training (required by ``paper``).
+        retrain_runs: embedding nets for the spread across retrained nets (Bachhawat Table 1):
+            the benchmark's net plus ``retrain_runs - 1`` trained with seeds ``seed + 1, ...``
+            (under ``out/retrained/``); ``None`` = the profile's (1: not measured).
     """
     prof = bench_profile(profile)
+    if retrain_runs is not None:
+        if isinstance(retrain_runs, bool) or not 1 <= retrain_runs <= 32:
+            raise UserInputError(f"retrain_runs must be in [1, 32], got {retrain_runs}")
+        prof = replace(prof, retrain_runs=int(retrain_runs))
     out = Path(out)
     mdir = Path(model_dir) if model_dir is not None else out / "model"
     _check_arguments(prof, out, mdir, weights)
@@ -207,7 +222,7 @@ def run_benchmark(
     root, name, net, cfg, splits = _data_and_net(
         data, cub, prof, mdir, weights, seed, device, progress, timings
     )
-    r1_hits, eval_batches, db_batches, n_db = _eval_data(splits, prof, seed, progress)
+    eval_idx, r1_hits, eval_batches, db_batches, n_db = _eval_data(splits, prof, seed, progress)
 
     res = _resources(net, prof, splits, seed, n_db)
     specs = bench_specs()
@@ -220,11 +235,13 @@ def run_benchmark(
     methods = build_methods(specs, res, prof, reruns)
 
     keep = set(range(min(prof.n_qualitative, len(r1_hits))))
+    below = {m for m in (*prof.m_grid, *res.top_ms) if m < res.n_channels}
+    m_grid = [*sorted(below), res.n_channels]
     scored = explain_all(
         methods,
         eval_batches,
         features=feature_fn(net),
-        m_grid=[m for m in prof.m_grid if m < res.n_channels] + [res.n_channels],
+        m_grid=m_grid,
         size=cfg.image_size,
         keep=keep,
         device=device,
@@ -232,6 +249,24 @@ def run_benchmark(
     )
     timings["explain_seconds"] = scored.seconds
     results = method_results(methods, scored, r1_hits, db_info)
+    retrained = None
+    if prof.retrain_runs > 1:
+        start = time.perf_counter()
+        main = {"retrieval": splits.retrieval, "methods": results}
+        retrained = retrain_spread(
+            root=root,
+            prof=prof,
+            res=res,
+            main=main,
+            batches=eval_batches,
+            eval_idx=eval_idx,
+            out=out,
+            weights=weights,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
+        timings["retrain_seconds"] = time.perf_counter() - start
     timings["total_seconds"] = time.perf_counter() - wall
     context = {"data_root": str(root), "seed": seed, "device": device, "model_dir": str(mdir)}
     sizes = {"eval": len(r1_hits), "database": n_db}
@@ -239,8 +274,9 @@ def run_benchmark(
         "dataset": name,
         "retrieval": splits.retrieval,
         "methods": results,
-        "claims": paper_claims(results, prof),
+        "claims": paper_claims(results, prof, top_ms=res.top_ms, retrained=retrained),
         "sensitivity_m": sensitivity(scored.sweep, r1_hits, res.n_channels),
+        **({"retrain_runs": retrained} if retrained is not None else {}),
         "setup": _setup(prof, net, cfg, splits, res, sizes, {**context, "timings": timings}),
     }
     report = finite(report)

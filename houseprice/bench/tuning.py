@@ -71,6 +71,9 @@ STANDARD_SWEEP: dict[str, tuple[dict[str, Any], tuple[float, float] | None]] = {
     "lr2e-3_hard": ({**_FAST, "mining": "hard"}, None),
     "lr2e-3_margin0.1": ({**_FAST, "margin": 0.1}, None),
     "lr2e-3_crop0.8": (_FAST, (0.8, 1.0)),
+    "normsoftmax_lr2e-3": ({**_FAST, "loss": "normsoftmax"}, None),
+    "normsoftmax_lr4e-3": ({**_FAST, "loss": "normsoftmax", "lr": 4e-3}, None),
+    "normsoftmax_lr2e-3_T0.1": ({**_FAST, "loss": "normsoftmax", "temperature": 0.1}, None),
 }
 
 

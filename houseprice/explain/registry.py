@@ -327,7 +327,7 @@ def _transfer_variants() -> tuple[Variant, ...]:
 
 def _embeddingcam_variants(proxy: str) -> tuple[Variant, ...]:
     return (
-        Variant(f"embeddingcam_{proxy}_all", "all channels", top_m=False),
+        Variant(f"embeddingcam_{proxy}_all", "all channels", top_m=False, reruns=True),
         Variant(f"embeddingcam_{proxy}_top{{M}}", "top-M", top_m=True, reruns=True),
     )
 

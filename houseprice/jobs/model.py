@@ -22,7 +22,8 @@ from houseprice.artifacts import (
 from houseprice.data.houses import Dataset, load_any, load_dataset
 from houseprice.data.houses.importer import ImportSource
 from houseprice.errors import UserInputError
-from houseprice.jobs.outputs import write_csv, write_table
+from houseprice.jobs.outputs import write_csv
+from houseprice.jobs.stream import DEFAULT_CHUNK
 from houseprice.pricing.attributes import FULL_SET, parse_attribute_set
 from houseprice.profiles import get_profile
 from houseprice.valuation.config import TrainConfig, profile_config
@@ -95,47 +96,49 @@ def predict(
     overwrite: bool = False,
     imagery: list[Path] | None = None,
     contributions: bool = False,
-) -> tuple[Path, pd.DataFrame, int]:
+    engine: str = "local",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    partitions: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    resume: bool = False,
+    collect: bool = True,
+) -> tuple[Path, pd.DataFrame | None, int]:
     """Price every row of a table; returns the output path, the frame and #fallback rows.
 
     With ``imagery`` (GeoTIFF/COG orthophotos) the table may be any importable file (CSV,
     Parquet, GeoParquet, GeoPackage, any CRS) and tiles are cut on the fly; rows that cannot
     be read are written to ``<out>.rejected.csv``, never dropped silently. ``contributions``
     adds each house's price split in money (``base_price``, ``contrib_*``).
-    """
-    from houseprice.errors import OutputExistsError
 
-    if Path(out).exists() and Path(out).resolve() == Path(table).resolve():
-        raise OutputExistsError(f"{out} is the input table; choose another --out")
-    if Path(out).exists() and not overwrite and not Path(out).is_dir():
-        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
-    model = HousePriceModel.load(model_dir)
-    ds, source = open_houses(table, imagery=imagery, tile_meters=model.tile_meters)
-    try:
-        frame = model.predict_frame(
-            ds.records, ds.tiles, device=device, progress=progress, contributions=contributions
-        )
-    finally:
-        if source is not None:
-            source.close()
-    if source is not None and source.refusals:
-        rejected = Path(out).with_suffix(".rejected.csv")
-        write_csv(source.rejected(), rejected)
-        warnings.warn(
-            f"{len(source.refusals)} problem(s) in {table}: those rows could not be priced; "
-            f"see {rejected}",
-            stacklevel=2,
-        )
-    n_fallback = int((~frame["used_visual"]).sum())
-    if model.featurizer is not None and n_fallback:
-        warnings.warn(
-            f"{n_fallback} of {len(frame)} rows had no usable tile and were priced by "
-            "the no-visual fallback model (see columns used_visual, tile_problem)",
-            stacklevel=2,
-        )
-    warn_extrapolation(model, ds.records)
-    write_table(frame, out, overwrite=overwrite)
-    return Path(out), frame, n_fallback
+    Rows are scored ``chunk_size`` at a time into partition files (docs/scaling.md): ``out``
+    ``.csv`` is one CSV (the same bytes whatever the chunking); ``.parquet`` is a folder of
+    partitions with ``manifest.json`` written last (read it with
+    :func:`houseprice.jobs.stream.read_predictions`). ``resume`` keeps the partitions an
+    interrupted run of the same job finished; ``engine="dask"`` scores partitions on a Dask
+    cluster (``scheduler`` address, or a LocalCluster of ``workers`` processes). ``collect``
+    returns the whole frame (None otherwise: memory then stays flat in the table's size).
+    """
+    from houseprice.jobs.engines import score_table
+
+    res = score_table(
+        model_dir,
+        table,
+        out,
+        device=device,
+        progress=progress,
+        overwrite=overwrite,
+        imagery=imagery,
+        contributions=contributions,
+        engine=engine,
+        scheduler=scheduler,
+        workers=workers,
+        partitions=partitions,
+        chunk_size=chunk_size,
+        resume=resume,
+        collect=collect,
+    )
+    return res.path, res.frame, res.n_fallback
 
 
 def warn_extrapolation(model: HousePriceModel, records: pd.DataFrame) -> None:

@@ -1,8 +1,10 @@
 """Offline folium maps of valuations and heatmap overlays of explanations.
 
-Modules: ``payload`` (checked input table, outcomes, thumbnails, the page's JSON), ``layers``
-(the folium elements), ``render`` (``render_valuation_map`` and the legend), ``assets``
-(inlined Leaflet), ``overlay`` (heatmap-on-tile images), ``browser`` (headless Chromium checks).
+Modules: ``table`` (the input table and its checks), ``payload`` (outcomes, popup text, the
+page's JSON), ``images`` (thumbnails), ``contributions`` (the popup's price chart), ``areas``
+(grid-cell overlays), ``folder`` (large maps as a folder of spatial chunks), ``layers`` (the
+folium elements), ``render`` (``render_valuation_map`` and the legend), ``assets`` (inlined
+Leaflet), ``overlay`` (heatmap-on-tile images), ``browser`` (headless Chromium checks).
 """
 
 from houseprice.maps.overlay import heatmap_overlay, overlay_figure, save_overlay_png
@@ -13,13 +15,15 @@ from houseprice.maps.payload import (
     classify_outcome,
     tile_footprint_bounds,
 )
-from houseprice.maps.render import render_valuation_map
+from houseprice.maps.render import MAP_FOLDER_KIND, folder_for, render_valuation_map
 
 __all__ = [
+    "MAP_FOLDER_KIND",
     "OUTCOMES",
     "MapStyle",
     "Outcome",
     "classify_outcome",
+    "folder_for",
     "heatmap_overlay",
     "overlay_figure",
     "render_valuation_map",

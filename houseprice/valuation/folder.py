@@ -30,6 +30,7 @@ import torch
 from houseprice import __version__
 from houseprice.artifacts import (
     atomic_directory,
+    atomic_write_bytes,
     atomic_write_json,
     read_json_object,
     read_manifest,
@@ -113,13 +114,14 @@ class ModelParts:
 
 
 def _write_visual(parts: ModelParts, tmp: Path) -> list[str]:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     assert parts.featurizer is not None and parts.regressor is not None
     assert parts.train_features is not None
     tensors = parts.featurizer.state_tensors()
     tensors["train_features"] = torch.from_numpy(parts.train_features)
-    save_file(tensors, str(tmp / "siamese.safetensors"))
+    # atomic_write_bytes: safetensors' save_file creates 0600 files; ours follow the umask
+    atomic_write_bytes(tmp / "siamese.safetensors", save(tensors))
     parts.regressor.save_model(tmp / "regressor.txt")
     return ["siamese.safetensors", "regressor.txt"]
 
@@ -176,6 +178,12 @@ def _read_meta(folder: Path) -> dict[str, Any]:
         hint=HINT,
     )
     meta = read_json_object(folder / "model.json", "model metadata")
+    found = meta.get("format_version")
+    if type(found) is not int or found != MODEL_FORMAT_VERSION:
+        raise FormatError(
+            f"{folder / 'model.json'}: format_version {found!r} is not supported (this "
+            f"houseprice reads {MODEL_FORMAT_VERSION}); {HINT}"
+        )
     errors = sorted(
         jsonschema.Draft202012Validator(MODEL_JSON_SCHEMA).iter_errors(meta),
         key=lambda e: list(e.path),

@@ -143,7 +143,8 @@ def load_backbone_weights(backbone: Backbone, path: str | Path) -> list[str]:
                 state = state["state_dict"]
     except Exception as e:  # any parse failure of a user file is the user's to fix
         raise UserInputError(
-            f"{path}: not a readable state dict ({type(e).__name__}: {str(e)[:200]})"
+            f"{path}: not a readable weights file (expected a torchvision state dict saved "
+            f"with torch.save, or .safetensors; reading it failed: {type(e).__name__})"
         ) from e
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise UserInputError(f"{path}: expected a state dict of tensors (name -> tensor)")

@@ -136,24 +136,34 @@ def test_load_rejects_bad_files(tmp_path: Path, database) -> None:
         GradWeightDatabase.load(tmp_path)
 
 
+def require_faiss() -> None:
+    """faiss-cpu is a dev dependency: these tests must not pass vacuously without it."""
+    if neighbours._faiss() is None:
+        pytest.fail("faiss is not installed: pip install faiss-cpu (a dev dependency)")
+
+
 def test_scikit_learn_fallback_matches_faiss(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_faiss()
     generator = torch.Generator().manual_seed(0)
     data = torch.randn(500, 16, generator=generator)
     queries = torch.randn(50, 16, generator=generator)
     db = GradWeightDatabase.build(data, torch.rand(500, 10, generator=generator), top_m=3)
+    assert db.backend == "faiss-flat"
     expected = torch.cdist(torch.nn.functional.normalize(queries), db.embeddings).argmin(dim=1)
     found = db.query(queries)
     assert found.indices.tolist() == expected.tolist()
     monkeypatch.setattr(neighbours, "_faiss", lambda: None)
     fallback = GradWeightDatabase.build(data, db.dense_weights(), top_m=3)
     assert fallback.backend == "sklearn-exact"
-    assert fallback.query(queries).indices.tolist() == expected.tolist()
+    again = fallback.query(queries)
+    assert again.indices.tolist() == found.indices.tolist()
+    np.testing.assert_allclose(again.distances.numpy(), found.distances.numpy(), atol=1e-4)
     with pytest.warns(UserWarning, match="faiss"):
         fallback.set_index("ivf").query(queries)
 
 
 def test_ivf_index_finds_stored_entries() -> None:
-    pytest.importorskip("faiss")
+    require_faiss()
     generator = torch.Generator().manual_seed(1)
     data = torch.randn(2000, 16, generator=generator)
     db = GradWeightDatabase.build(data, torch.rand(2000, 8, generator=generator), top_m=2)
@@ -162,6 +172,9 @@ def test_ivf_index_finds_stored_entries() -> None:
     found = db.query(data[:200])
     assert found.indices.tolist() == list(range(200))
     np.testing.assert_allclose(found.distances.numpy(), 0.0, atol=1e-3)
+    db.set_index("ivf", nlist=16, nprobe=1)  # one list: approximate, still finds itself
+    assert db.backend == "faiss-ivf16-nprobe1"
+    assert db.query(data[:200]).indices.tolist() == list(range(200))
 
 
 def test_bad_queries_and_layers(planted_net, database) -> None:

@@ -47,25 +47,31 @@ def _frame(n: int, *, error: float, price: bool = True) -> pd.DataFrame:
 
 
 def test_cell_statistics_and_minimum_houses() -> None:
-    layers = {a.key: a for a in area_layers(_frame(6, error=0.2), cell_meters=100, style=MapStyle())}
+    layers = {
+        a.key: a for a in area_layers(_frame(6, error=0.2), cell_meters=100, style=MapStyle())
+    }
     assert set(layers) == {"error", "accuracy", "image"}
     (cell,) = layers["error"].cells
     assert "median error +20.0% · 6 houses" == cell[5]
     assert layers["accuracy"].cells[0][5].startswith("0% within")
     assert layers["image"].cells[0][5] == "image adds +5,000 on average · 5 houses"
     # 5 houses, one without an image: error/accuracy drawn, image contribution (4) not
-    layers = {a.key: a for a in area_layers(_frame(5, error=0.0), cell_meters=100, style=MapStyle())}
+    layers = {
+        a.key: a for a in area_layers(_frame(5, error=0.0), cell_meters=100, style=MapStyle())
+    }
     assert set(layers) == {"error", "accuracy"}
     assert layers["accuracy"].cells[0][5].startswith("100% within")
     assert area_layers(_frame(4, error=0.0), cell_meters=100, style=MapStyle()) == []
     # no prices: only the image layer
-    keys = [a.key for a in area_layers(_frame(8, error=0, price=False), cell_meters=100,
-                                       style=MapStyle())]
+    keys = [
+        a.key
+        for a in area_layers(_frame(8, error=0, price=False), cell_meters=100, style=MapStyle())
+    ]
     assert keys == ["image"]
 
 
 def test_city_grid_size_from_extent() -> None:
-    frame = city_valuations(3000, seed=1)
+    frame = city_valuations(20_000, seed=1)  # ~20 houses per cell
     (error, *_rest) = area_layers(frame, cell_meters=None, style=MapStyle())
     assert "cells of 200 m" in error.legend_html  # ~5 km / 30 -> 200 m
     assert 400 <= len(error.cells) <= 900

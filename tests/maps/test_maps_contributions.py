@@ -36,8 +36,9 @@ def test_chart_sorted_by_size_with_signs_and_unused_last() -> None:
         "contrib_area": 42_300.0,
         "contrib_bedrooms": 1_000.0,
     }
-    chart = contribution_html(record, ["contrib_location", "contrib_image", "contrib_area",
-                                       "contrib_bedrooms"])
+    chart = contribution_html(
+        record, ["contrib_location", "contrib_image", "contrib_area", "contrib_bedrooms"]
+    )
     rows = _chart_rows(chart)
     assert rows == [
         ("base", "base price", "310,000"),
@@ -70,9 +71,7 @@ def test_contribution_columns_are_not_attributes(
         assert sum(amounts) == pytest.approx(row["predicted_price"], abs=len(amounts))
 
 
-def test_no_contribution_columns_no_chart(
-    tmp_path: Path, make_valuations: MakeValuations
-) -> None:
+def test_no_contribution_columns_no_chart(tmp_path: Path, make_valuations: MakeValuations) -> None:
     page, data = render(tmp_path, make_valuations(3))
     assert all("hp-contrib" not in house["info"] for house in data["houses"])
     assert "hp-c-table" not in page and "areaLayer" not in page  # no extras inlined

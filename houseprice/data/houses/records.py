@@ -142,6 +142,8 @@ def _to_number(v: Any) -> float | None:
 
 def check_relative_path(root: Path | None, raw: str) -> str | None:
     """Return a rule violation for a relative tile path, or None when it is acceptable."""
+    if "\0" in raw:
+        return "a path may not contain a NUL byte"
     p = Path(raw)
     if p.is_absolute():
         return "must be a relative path inside the dataset folder (absolute paths are refused)"

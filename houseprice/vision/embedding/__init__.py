@@ -1,8 +1,8 @@
 """Embedding nets for deep metric learning: model, losses, sampler, training, metrics, io.
 
-``model`` (the net), ``losses`` (semi-hard / batch-hard triplet, N-pair), ``sampler`` (P x K
-batches), ``train`` (config, warmup + cosine schedule, epochs, evaluation), ``metrics``
-(Recall@K, NMI) and ``io`` (save/load); every public name is re-exported here.
+``model`` (the net), ``losses`` (semi-hard / batch-hard triplet, N-pair, normalised softmax),
+``sampler`` (P x K batches), ``train`` (config, warmup + cosine schedule, epochs, evaluation),
+``metrics`` (Recall@K, NMI) and ``io`` (save/load); every public name is re-exported here.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from houseprice.vision.embedding.losses import (
     LOSSES,
     MININGS,
     LossName,
+    normsoftmax_loss,
     npair_batch_loss,
     npair_loss,
     pairwise_sq_distances,
@@ -37,6 +38,7 @@ from houseprice.vision.embedding.metrics import (
 from houseprice.vision.embedding.model import EmbeddingNet, RawEmbedding, build_embedding_net
 from houseprice.vision.embedding.sampler import PKBatchSampler
 from houseprice.vision.embedding.train import (
+    ClassProxies,
     EmbeddingTrainConfig,
     batch_loss,
     embed_dataset,
@@ -53,6 +55,7 @@ __all__ = [
     "LOSSES",
     "MININGS",
     "WEIGHTS_FILE",
+    "ClassProxies",
     "EmbeddingNet",
     "EmbeddingTrainConfig",
     "F",
@@ -66,6 +69,7 @@ __all__ = [
     "load_embedding_net",
     "lr_factor",
     "nmi_kmeans",
+    "normsoftmax_loss",
     "npair_batch_loss",
     "npair_loss",
     "pairwise_sq_distances",

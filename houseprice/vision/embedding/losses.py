@@ -3,7 +3,9 @@
 * the triplet loss with semi-hard negative mining (Chen eq. 1, Taha supplementary eq. S1,
   FaceNet's semi-hard rule) on L2-normalised embeddings;
 * the batch-hard triplet loss (Hermans et al. 2017: hardest positive and negative per anchor);
-* the multi-class N-pair loss (Taha supplementary eq. S2, Sohn 2016) on raw embeddings.
+* the multi-class N-pair loss (Taha supplementary eq. S2, Sohn 2016) on raw embeddings;
+* the normalised-softmax loss (Zhai & Wu 2019, "classification is a strong baseline for deep
+  metric learning"): cosine similarity to one learned proxy per training class, temperature.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-LossName = Literal["triplet", "npair"]
-LOSSES: tuple[str, ...] = ("triplet", "npair")
+LossName = Literal["triplet", "npair", "normsoftmax"]
+LOSSES: tuple[str, ...] = ("triplet", "npair", "normsoftmax")
 MININGS: tuple[str, ...] = ("semihard", "hard")  # negatives of the triplet loss
 
 
@@ -113,6 +115,28 @@ def triplet_batch_hard_loss(
     hardest_pos = torch.where(pos_mask, dist, -inf).amax(dim=1)
     hardest_neg = torch.where(neg_mask, dist, inf).amin(dim=1)
     return (hardest_pos - hardest_neg + margin)[keep].clamp_min(0.0).mean()
+
+
+def normsoftmax_loss(
+    embeddings: Tensor, targets: Tensor, proxies: Tensor, temperature: float = 0.05
+) -> Tensor:
+    """Normalised-softmax loss (Zhai & Wu 2019): cross-entropy of ``cos(f_i, w_c) / T``.
+
+    Args:
+        embeddings: ``(B, D)`` raw embeddings (normalised here).
+        targets: ``(B,)`` class indices ``0..K-1`` into ``proxies``.
+        proxies: ``(K, D)`` learned class proxies (normalised here).
+        temperature: ``T``; small values (0.05) sharpen the softmax.
+    """
+    if embeddings.ndim != 2 or proxies.ndim != 2 or proxies.shape[1] != embeddings.shape[1]:
+        raise ValueError(
+            f"need embeddings (B, D) and proxies (K, D), got {tuple(embeddings.shape)} and "
+            f"{tuple(proxies.shape)}"
+        )
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    logits = F.normalize(embeddings, dim=1) @ F.normalize(proxies, dim=1).T / temperature
+    return F.cross_entropy(logits, targets.to(embeddings.device))
 
 
 def npair_loss(anchors: Tensor, positives: Tensor, reg: float = 0.0) -> Tensor:

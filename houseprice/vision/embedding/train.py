@@ -29,6 +29,7 @@ from houseprice.vision.embedding.losses import (
     LOSSES,
     MININGS,
     LossName,
+    normsoftmax_loss,
     npair_batch_loss,
     triplet_batch_hard_loss,
     triplet_semihard_loss,
@@ -46,10 +47,11 @@ class EmbeddingTrainConfig:
     weights: str | None = None  # local backbone initialisation (e.g. ImageNet ResNet-50)
     dim: int = 128
     image_size: int = 64  # input side S the net is trained and evaluated at
-    loss: str = "triplet"  # "triplet" (semi-hard, normalised) or "npair" (raw embedding)
+    loss: str = "triplet"  # "triplet" (normalised), "npair" (raw) or "normsoftmax" (proxies)
     margin: float = 0.2  # triplet margin (Chen eq. 1, Taha S2)
     mining: str = "semihard"  # triplet negatives: "semihard" (FaceNet) or "hard" (batch-hard)
     npair_reg: float = 0.002  # N-pair embedding-norm regulariser (Sohn 2016)
+    temperature: float = 0.05  # normalised-softmax temperature (Zhai & Wu 2019)
     epochs: int = 10
     classes_per_batch: int = 16  # P
     images_per_class: int = 4  # K
@@ -89,6 +91,23 @@ class EmbeddingTrainConfig:
         return cls(**d)
 
 
+class ClassProxies(torch.nn.Module):
+    """One learned proxy per training class for the normalised-softmax loss (not part of the
+    saved net: only the embedding is kept)."""
+
+    def __init__(self, labels: np.ndarray, dim: int) -> None:
+        super().__init__()
+        classes = np.unique(labels)
+        lookup = torch.full((int(classes.max()) + 1,), -1, dtype=torch.long)
+        lookup[torch.from_numpy(classes)] = torch.arange(len(classes))
+        self.register_buffer("lookup", lookup)
+        self.weight = torch.nn.Parameter(torch.randn(len(classes), dim) / math.sqrt(dim))
+
+    def index(self, labels: Tensor) -> Tensor:
+        """Proxy rows ``(B,)`` of dataset labels ``(B,)``."""
+        return self.lookup[labels.to(self.lookup.device)]
+
+
 def _dataset_labels(dataset: Dataset[Any]) -> np.ndarray:
     labels = getattr(dataset, "labels", None)
     if labels is None:
@@ -103,10 +122,19 @@ def _dataset_labels(dataset: Dataset[Any]) -> np.ndarray:
 
 
 def batch_loss(
-    model: EmbeddingNet, images: Tensor, labels: Tensor, config: EmbeddingTrainConfig
+    model: EmbeddingNet,
+    images: Tensor,
+    labels: Tensor,
+    config: EmbeddingTrainConfig,
+    proxies: ClassProxies | None = None,
 ) -> Tensor:
-    """The configured metric-learning loss of one batch (triplet on normalised, N-pair on raw)."""
+    """The configured metric-learning loss of one batch (triplet on normalised, N-pair on raw,
+    normalised softmax against ``proxies``)."""
     raw = model.forward_raw(images)  # (B, D)
+    if config.loss == "normsoftmax":
+        if proxies is None:
+            raise ValueError("the normsoftmax loss needs proxies= (ClassProxies)")
+        return normsoftmax_loss(raw, proxies.index(labels), proxies.weight, config.temperature)
     if config.loss == "triplet" and config.mining == "hard":
         return triplet_batch_hard_loss(raw, labels, config.margin, normalize=True)
     if config.loss == "triplet":
@@ -142,6 +170,7 @@ def train_one_epoch(
     device: str | torch.device = "cpu",
     progress: bool = False,
     desc: str = "train",
+    proxies: ClassProxies | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader`` (batches of dict samples); returns ``{"loss", "seconds"}``."""
     model.train()
@@ -150,7 +179,7 @@ def train_one_epoch(
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         images = batch["image"].to(device)  # (B, 3, S, S)
         labels = torch.as_tensor(batch["label"]).to(device)  # (B,)
-        loss = batch_loss(model, images, labels, config)
+        loss = batch_loss(model, images, labels, config, proxies)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -239,9 +268,9 @@ def train_embedding(
         labels, config.classes_per_batch, config.images_per_class, n_batches, seed=seed
     )
     loader: DataLoader[Any] = DataLoader(train_dataset, batch_sampler=sampler, num_workers=0)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
+    proxies = ClassProxies(labels, config.dim).to(device) if config.loss == "normsoftmax" else None
+    params = list(model.parameters()) + ([] if proxies is None else list(proxies.parameters()))
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_factor(config.epochs * n_batches, round(config.warmup_epochs * n_batches))
     )
@@ -260,6 +289,7 @@ def train_embedding(
                 device=device,
                 progress=progress,
                 desc=f"epoch {epoch + 1}",
+                proxies=proxies,
             )
         )
         if eval_dataset is not None:

@@ -1,4 +1,4 @@
-"""Metric-learning losses: semi-hard mining, triplet and N-pair loss values."""
+"""Metric-learning losses: semi-hard and batch-hard triplets, N-pair, normalised softmax."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from houseprice.vision.embedding import (
+    normsoftmax_loss,
     npair_batch_loss,
     npair_loss,
     semihard_triplets,
+    triplet_batch_hard_loss,
     triplet_semihard_loss,
 )
 
@@ -68,3 +70,38 @@ def test_npair_loss_value() -> None:
 def test_npair_loss_rejects_bad_shapes() -> None:
     with pytest.raises(ValueError, match="shape"):
         npair_loss(torch.zeros(2, 3), torch.zeros(3, 3))
+
+
+def test_batch_hard_uses_farthest_positive_and_closest_negative() -> None:
+    # unit vectors at angles: squared chord distances 2 - 2 cos
+    angles = torch.tensor([0.0, 0.3, 1.0, 0.5, 2.0], dtype=torch.float64)
+    emb = torch.stack([angles.cos(), angles.sin()], dim=1).requires_grad_(True)
+    labels = torch.tensor([0, 0, 0, 1, 1])
+    d = 2 - 2 * torch.cos(angles[:, None] - angles[None, :])
+    same = labels[:, None] == labels[None, :]
+    expected = []
+    for a in range(5):
+        pos = [float(d[a, p]) for p in range(5) if same[a, p] and p != a]
+        neg = [float(d[a, n]) for n in range(5) if not same[a, n]]
+        expected.append(max(0.0, max(pos) - min(neg) + 0.2))
+    loss = triplet_batch_hard_loss(emb, labels, margin=0.2)
+    assert float(loss.detach()) == pytest.approx(sum(expected) / 5, abs=1e-9)
+    loss.backward()
+    assert emb.grad is not None
+    alone = triplet_batch_hard_loss(emb, torch.tensor([0, 1, 2, 3, 4]))
+    assert float(alone.detach()) == 0.0
+
+
+def test_normsoftmax_is_cross_entropy_of_cosines() -> None:
+    emb = torch.tensor([[3.0, 0.0], [0.0, 0.5]])
+    proxies = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    targets = torch.tensor([0, 1])
+    # cosines: matched 1, other 0 -> each -log(e^{1/T} / (e^{1/T} + 1))
+    t = 0.5
+    expected = -math.log(math.exp(1 / t) / (math.exp(1 / t) + 1.0))
+    got = float(normsoftmax_loss(emb, targets, proxies, temperature=t))
+    assert got == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="temperature"):
+        normsoftmax_loss(emb, targets, proxies, temperature=0.0)
+    with pytest.raises(ValueError, match="proxies"):
+        normsoftmax_loss(emb, targets, torch.zeros(2, 3))
