@@ -346,14 +346,17 @@ def _(c: Ctx) -> Spec:
     return Spec(train_args(c.small, c.tmp / "m", "--weights", c.tmp / "nope.pth"))
 
 
-@case("weights-not-a-state-dict", r"w\.pth: (not a readable (state dict|weights file)|expected a state dict)")
+WEIGHTS_REFUSED = r"w\.pth: (not a readable (state dict|weights file)|expected a state dict)"
+
+
+@case("weights-not-a-state-dict", WEIGHTS_REFUSED)
 def _(c: Ctx) -> Spec:
     w = c.tmp / "w.pth"
     w.write_bytes(b"this is not a torch file\n" * 10)
     return Spec(train_args(c.small, c.tmp / "m", "--weights", w))
 
 
-@case("weights-dict-of-non-tensors", r"w\.pth: (not a readable (state dict|weights file)|expected a state dict)")
+@case("weights-dict-of-non-tensors", WEIGHTS_REFUSED)
 def _(c: Ctx) -> Spec:
     import torch
 
