@@ -94,6 +94,28 @@ def ames_runs(seeds: tuple[int, ...]) -> dict[str, Any]:
     return {"test_size": len(te), "accuracy": {k: interval(v) for k, v in out.items()}}
 
 
+def _journal_runs(path: Path, profile: str, houses: int) -> dict[tuple[int, int], dict[str, Any]]:
+    import json
+
+    if not path.is_file():
+        return {}
+    runs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return {
+        (r["city_seed"], r["train_seed"]): r
+        for r in runs
+        if r.get("profile") == profile and r.get("houses") == houses
+    }
+
+
+def _append_journal(path: Path, run: dict[str, Any]) -> None:
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(run) + "\n")
+        fh.flush()
+
+
 def summarise(runs: list[dict[str, Any]], split: str = "test") -> dict[str, Any]:
     """Per attribute set: lift statistics over runs and the share of the oracle lift."""
     sets = list(runs[0][split]["lift"])
@@ -116,8 +138,13 @@ def run_pricing_benchmark(
     houses: int | None = None,
     with_ames: bool = True,
     progress: bool = True,
+    journal: Path | None = None,
 ) -> dict[str, Any]:
-    """Every (sealed city × training seed) run, the summaries and Ames; a report dict."""
+    """Every (sealed city × training seed) run, the summaries and Ames; a report dict.
+
+    ``journal`` (a JSON-lines file) records each finished run as it completes; runs already
+    in it (same profile and city size) are not repeated, so an interrupted benchmark resumes.
+    """
     from tqdm.auto import tqdm
 
     from houseprice.errors import UserInputError
@@ -131,10 +158,14 @@ def run_pricing_benchmark(
     n = houses or spec.city.houses
     pairs = [(c, s) for c in SEALED_CITY_SEEDS[:cities] for s in TRAINING_SEEDS[:seeds]]
     t0 = time.perf_counter()
+    done = _journal_runs(journal, profile, n) if journal is not None else {}
     runs = []
     with tempfile.TemporaryDirectory(prefix="houseprice-bench-pricing-") as tmp:
         for c, s in tqdm(pairs, desc="city x seed", disable=not progress):
-            runs.append(run_city(c, s, profile=profile, houses=n, work=Path(tmp)))
+            run = done.get((c, s)) or run_city(c, s, profile=profile, houses=n, work=Path(tmp))
+            if journal is not None and (c, s) not in done:
+                _append_journal(journal, {**run, "profile": profile, "houses": n})
+            runs.append(run)
     report: dict[str, Any] = {
         "profile": spec.name,
         "houses_per_city": n,

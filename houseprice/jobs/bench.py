@@ -59,6 +59,8 @@ def bench_pricing(
     from houseprice.bench.pricing_report import plot_lifts, report_markdown
 
     check_output_folder(out, overwrite=overwrite)  # before the long run
+    out = Path(out)
+    journal = out.with_name(f".{out.name}.runs.jsonl")  # resumable; removed when complete
     report = run_pricing_benchmark(
         profile=profile,
         cities=cities or len(SEALED_CITY_SEEDS),
@@ -66,9 +68,11 @@ def bench_pricing(
         houses=houses,
         with_ames=with_ames,
         progress=progress,
+        journal=journal,
     )
     with atomic_directory(out, overwrite=overwrite, kind="houseprice-bench-pricing") as tmp:
         atomic_write_json(tmp / "report.json", report)
         atomic_write_bytes(tmp / "lift.png", plot_lifts(report))
         atomic_write_text(tmp / "report.md", report_markdown(report, "lift.png"))
+    journal.unlink(missing_ok=True)
     return report
