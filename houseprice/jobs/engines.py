@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import resource
+import sys
 import threading
 import uuid
 import warnings
@@ -209,6 +211,7 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            silence_logs=logging.ERROR,
             env=env,
         ) as cluster,
         Client(cluster) as client,
@@ -244,8 +247,8 @@ def run_dask(
             )
             for p in todo
         ]
-        if progress and futures:
-            show_progress(futures)
+        if progress and futures and sys.stdout.isatty():
+            show_progress(futures)  # dask's text bar (a dashboard: connect with --scheduler)
         return list(client.gather(futures))
 
 
