@@ -24,15 +24,15 @@ import numpy as np
 import pandas as pd
 
 from houseprice.artifacts import atomic_directory, atomic_write_json, atomic_write_text
-from houseprice.data.houses.columns import (
+from houseprice.data.houses.folder import read_dataset_meta
+from houseprice.data.houses.imagery import OrthophotoTiles
+from houseprice.data.houses.records import DatasetError, read_table, records_frame
+from houseprice.data.houses.rows import (
     Refusal,
     nothing_kept,
     prepare_records,
     rejected_frame,
 )
-from houseprice.data.houses.folder import read_dataset_meta
-from houseprice.data.houses.imagery import OrthophotoTiles
-from houseprice.data.houses.records import DatasetError, read_table, records_frame
 from houseprice.data.houses.schema import DATASET_FORMAT, DATASET_FORMAT_VERSION
 from houseprice.data.houses.source import FolderTiles, HouseSource, TileSource
 from houseprice.data.houses.tilefiles import TileFiles, cut_tiles, link_tile_folder
