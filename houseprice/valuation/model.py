@@ -70,6 +70,68 @@ def _residual_targets(x: pd.DataFrame, log_price: np.ndarray, cfg: TrainConfig) 
     return res
 
 
+def _train_info(train: pd.DataFrame) -> dict[str, Any]:
+    """What model.json records about the training rows (and the thread count used)."""
+    return {
+        "n_train": len(train),
+        "torch_threads": torch.get_num_threads(),  # reductions depend on it (runtime.py)
+        "train_date_range": [
+            str(train["sold_date"].min().date()),
+            str(train["sold_date"].max().date()),
+        ],
+        "train_bbox": [  # lon_min, lat_min, lon_max, lat_max of the training houses
+            float(train["longitude"].min()),
+            float(train["latitude"].min()),
+            float(train["longitude"].max()),
+            float(train["latitude"].max()),
+        ],
+    }
+
+
+def _fit_visual(
+    train: pd.DataFrame,
+    x_attr: pd.DataFrame,
+    tiles: TileBatch,
+    config: TrainConfig,
+    device: str,
+    progress: bool,
+) -> tuple[VisualFeaturizer, np.ndarray]:
+    """Cross-fitted siamese nets on the rows with a tile; ``(featurizer, (N, d) OOF feats)``.
+
+    The main pair head ranks ``config.pair_target`` (the attributes-only residual or log
+    price); the auxiliary head, when trained, ranks log price (docs/pricing.md).
+    """
+    ok = tiles.ok
+    need = max(8, 2 * config.n_folds)
+    if ok.sum() < need:
+        raise UserInputError(
+            f"only {int(ok.sum())} training rows have a usable tile; need at least {need} to "
+            f"train visual features with {config.n_folds} cross-fitting folds"
+        )
+    log_y = np.log(train["price"].to_numpy(dtype=np.float64))
+    targets = (
+        _residual_targets(x_attr, log_y, config) if config.pair_target == "residual" else log_y
+    )
+    if config.siamese_training.aux_weight > 0:  # auxiliary head ranks by log price
+        targets = np.column_stack([targets, log_y])
+    match = _match_matrix(train, config.match_attributes) if config.match_attributes else None
+    featurizer = VisualFeaturizer(
+        config=config.siamese,
+        training=config.siamese_training,
+        n_folds=config.n_folds,
+        seed=config.seed,
+        device=device,
+        progress=progress,
+        weights=config.weights,
+    )
+    feats = featurizer.fit_transform(
+        tiles.pixels[ok], targets[ok], match=None if match is None else match[ok]
+    )
+    full = np.full((len(train), config.siamese.feature_dim), np.nan, np.float32)
+    full[ok] = feats
+    return featurizer, full
+
+
 @dataclass
 class HousePriceModel:
     """A trained model: featurizer (or None without tiles) and the two regressors."""
@@ -110,57 +172,13 @@ class HousePriceModel:
         x_attr = attribute_frame(train, config.attributes)
         y = train["price"].to_numpy(dtype=np.float64)
         no_visual = config.build_regressor().fit(x_attr, y)
-        info: dict[str, Any] = {
-            "n_train": len(train),
-            "torch_threads": torch.get_num_threads(),  # reductions depend on it (runtime.py)
-            "train_date_range": [
-                str(train["sold_date"].min().date()),
-                str(train["sold_date"].max().date()),
-            ],
-            "train_bbox": [  # lon_min, lat_min, lon_max, lat_max of the training houses
-                float(train["longitude"].min()),
-                float(train["latitude"].min()),
-                float(train["longitude"].max()),
-                float(train["latitude"].max()),
-            ],
-        }
+        info = _train_info(train)
         featurizer, regressor, feats_full = None, None, None
         if dataset.has_tiles and dataset.tiles is not None:
-            size = config.siamese.image_size
-            tiles = dataset.tiles.read(train, size, progress=progress)
-            ok = tiles.ok
-            if ok.sum() < max(8, 2 * config.n_folds):
-                raise UserInputError(
-                    f"only {int(ok.sum())} training rows have a usable tile; "
-                    f"need at least {max(8, 2 * config.n_folds)} to train visual features "
-                    f"with {config.n_folds} cross-fitting folds"
-                )
-            log_y = np.log(y)
-            targets = log_y
-            if config.pair_target == "residual":
-                targets = _residual_targets(x_attr, log_y, config)
-            if config.siamese_training.aux_weight > 0:  # auxiliary head ranks by log price
-                targets = np.column_stack([targets, log_y])
-            match = (
-                _match_matrix(train, config.match_attributes) if config.match_attributes else None
-            )
-            featurizer = VisualFeaturizer(
-                config=config.siamese,
-                training=config.siamese_training,
-                n_folds=config.n_folds,
-                seed=config.seed,
-                device=str(dev),
-                progress=progress,
-                weights=config.weights,
-            )
-            feats = featurizer.fit_transform(
-                tiles.pixels[ok], targets[ok], match=None if match is None else match[ok]
-            )
-            feats_full = np.full((len(train), config.siamese.feature_dim), np.nan, np.float32)
-            feats_full[ok] = feats
-            x_vis = with_visual(x_attr, feats_full)
-            regressor = config.build_regressor().fit(x_vis, y)
-            info["n_train_with_tile"] = int(ok.sum())
+            tiles = dataset.tiles.read(train, config.siamese.image_size, progress=progress)
+            featurizer, feats_full = _fit_visual(train, x_attr, tiles, config, str(dev), progress)
+            regressor = config.build_regressor().fit(with_visual(x_attr, feats_full), y)
+            info["n_train_with_tile"] = int(tiles.ok.sum())
             info["siamese_val_pair_accuracy"] = [f.val_pair_accuracy for f in featurizer.fits_]
             info["siamese_best_epoch"] = [f.best_epoch for f in featurizer.fits_]
             featurizer.to("cpu")
