@@ -67,11 +67,14 @@ _POPUP_READY = """() => {
   const images = [...document.querySelectorAll('.leaflet-popup-content img')];
   return images.length === 2 && images.every((img) => img.complete && img.naturalWidth > 0);
 }"""
-# The Leaflet map of the page: a folder map exposes it; a single-file map is folium's global.
-_MAP = "(window.houseprice.chunked ? window.houseprice.chunked.map : window[{name!r}])"
-# Jump to street level on house `i` (lat, lon given), no animation; returns performance.now().
-_JUMP = """([lat, lon]) => {{ {map}.setView([lat, lon], 18, {{ animate: false }});
-  return performance.now(); }}"""
+# Jump to street level on a house (lat, lon), no animation; returns performance.now(). The
+# Leaflet map: a folder map exposes it, a single-file map has folium's global map_<id>.
+_JUMP = """([lat, lon]) => {
+  const map = window.houseprice.chunked ? window.houseprice.chunked.map
+    : window[Object.keys(window).find((k) => /^map_[0-9a-f]+$/.test(k))];
+  map.setView([lat, lon], 18, { animate: false });
+  return performance.now();
+}"""
 # Page coordinates of the house marker nearest the centre of the view.
 _CENTRE_MARKER = """() => {
   const paths = [...document.querySelectorAll('path.hp-marker')];
@@ -174,9 +177,6 @@ def _page_sizes(page: Path) -> dict[str, int]:
 
 def measure_page(page_path: Path, house: tuple[float, float], repeat: int) -> dict[str, Any]:
     """Open the map ``repeat`` times: first markers, street-level markers, popup, heap."""
-    html = page_path.read_text(encoding="utf-8", errors="replace")[:2_000_000]
-    found = re.search(r"var (map_\w+) = L\.map", html)
-    map_js = _MAP.format(name=found.group(1) if found else "")
     keys = ("load_event_ms", "first_markers_ms", "street_markers_ms", "popup_ms", "heap_mb")
     runs: dict[str, list[float]] = {k: [] for k in keys}
     problems: list[str] = []
@@ -195,7 +195,7 @@ def measure_page(page_path: Path, house: tuple[float, float], repeat: int) -> di
                 runs["load_event_ms"].append(float(page.evaluate(_LOAD_EVENT_MS)))
                 runs["first_markers_ms"].append(float(page.evaluate("window.__hpMarkersAt")))
                 page.wait_for_timeout(800)  # let the fit-view animation settle
-                start = page.evaluate(_JUMP.format(map=map_js), list(house))
+                start = page.evaluate(_JUMP, list(house))
                 page.wait_for_function(f"({_CENTRE_MARKER})() !== null", polling=20)
                 runs["street_markers_ms"].append(float(page.evaluate("performance.now()")) - start)
                 page.wait_for_timeout(300)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from houseprice.maps.payload import OUTCOMES, ValuationHouses
+from houseprice.maps.payload import OUTCOMES, MapStyle, ValuationHouses
 
 __all__ = [
     "CHUNK_DIR",
@@ -42,6 +42,7 @@ __all__ = [
     "REGISTER_FUNCTION",
     "TOKENS",
     "chunk_summaries",
+    "folder_page_data",
     "pack_info",
     "spatial_chunks",
     "unpack_info",
@@ -181,3 +182,27 @@ def chunk_summaries(houses: ValuationHouses, chunks: list[np.ndarray]) -> list[d
             }
         )
     return summaries
+
+
+def folder_page_data(
+    data: dict[str, Any],
+    houses: ValuationHouses,
+    chunks: list[np.ndarray],
+    *,
+    tile_meters: float,
+    style: MapStyle,
+) -> dict[str, Any]:
+    """A single-file payload (``payload.page_data``) turned into a folder map's ``index.html``
+    payload: houses and images leave (they are in the chunks), chunk summaries, the extent,
+    the view budget, the packing table and the footprint size come in."""
+    out = {k: v for k, v in data.items() if k not in ("houses", "images")}
+    out.update(
+        chunks=chunk_summaries(houses, chunks),
+        extent=[round(v, 7) for v in houses.extent],
+        viewBudget=style.view_budget,
+        fragments=list(INFO_FRAGMENTS),
+        tokens=TOKENS,
+        tileMeters=float(tile_meters),
+        fitMaxZoom=style.fit_max_zoom,
+    )
+    return out

@@ -42,13 +42,7 @@ from houseprice.artifacts import atomic_directory, atomic_write_bytes
 from houseprice.errors import UserInputError
 from houseprice.maps.areas import AreaLayer
 from houseprice.maps.areas import area_layers as compute_area_layers
-from houseprice.maps.folder import (
-    INFO_FRAGMENTS,
-    TOKENS,
-    chunk_summaries,
-    spatial_chunks,
-    write_chunks,
-)
+from houseprice.maps.folder import folder_page_data, spatial_chunks, write_chunks
 from houseprice.maps.layers import (
     AREA_ELEMENT_ID,
     add_data_block,
@@ -316,14 +310,6 @@ def render_valuation_map(
             thumb_px=thumb_px,
             style=style,
         )
-        data.pop("houses")
-        data.pop("images")
-        data["chunks"] = chunk_summaries(houses, chunks)
-        data["extent"] = [round(v, 7) for v in houses.extent]
-        data["viewBudget"] = style.view_budget
-        data["fragments"] = list(INFO_FRAGMENTS)
-        data["tokens"] = TOKENS
-        data["tileMeters"] = float(tile_meters)
-        data["fitMaxZoom"] = style.fit_max_zoom
+        data = folder_page_data(data, houses, chunks, tile_meters=tile_meters, style=style)
         atomic_write_bytes(tmp / "index.html", _page(houses, data, areas, **options))
     return folder / "index.html"

@@ -56,6 +56,9 @@ def test_chunked_equals_one_shot(city_model: Path, tiny_city: Path, tmp_path: Pa
     assert np.array_equal(got["predicted_price"].to_numpy(), old["predicted_price"].to_numpy())
 
 
+REAL_SCORE_PARTITION = engines.score_partition
+
+
 class SimulatedCrash(BaseException):
     """Not an Exception: nothing on the way may swallow it (like a kill or Ctrl-C)."""
 
@@ -63,7 +66,7 @@ class SimulatedCrash(BaseException):
 def _count_partitions(monkeypatch: pytest.MonkeyPatch, fail_at: int | None = None) -> list[int]:
     """Record the partitions scored in this process; raise at the ``fail_at``-th one."""
     seen: list[int] = []
-    real = engines.score_partition
+    real = REAL_SCORE_PARTITION
 
     def spy(job, part, *args, **kwargs):  # type: ignore[no-untyped-def]
         if fail_at is not None and len(seen) == fail_at:

@@ -1,0 +1,188 @@
+"""Benchmark: streaming predict on one process vs Dask workers (houses/s, peak memory).
+
+Run: python benchmarks/scale_out.py [--rows 20000] [--memory-rows 10000,100000]
+Builds a small synthetic city, trains a quick-profile model (one epoch: speed does not depend
+on the weights), and writes bigger tables whose rows repeat the city's houses (new ids, the
+same tile files). Each measurement runs in a fresh subprocess, so peak RSS is its own:
+
+- throughput on ``--rows`` rows: the local engine (1 torch thread), Dask with 1 worker and
+  with 2 workers (LocalCluster processes, 1 thread each; cluster start and worker warm-up are
+  timed apart, the job's wall time is what houses/s is computed from);
+- peak RSS per worker (and of the client) with 2 workers at each of ``--memory-rows``.
+
+Every process runs with OMP_NUM_THREADS=1 (LightGBM too), so 1 worker = 1 core.
+
+Writes benchmarks/results/scale_out.{json,md}. The machine is shared: ratios come from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def build(tmp: Path, rows: list[int]) -> tuple[Path, dict[int, Path]]:
+    """The model folder and one table per size (rows repeat the city's houses)."""
+    import pandas as pd
+
+    from houseprice.data.houses import load_dataset
+    from houseprice.synth.city import generate_city
+    from houseprice.valuation.config import profile_config
+    from houseprice.valuation.model import HousePriceModel
+
+    city = generate_city(tmp / "city", n_houses=200, seed=0, progress=False)
+    cfg = profile_config("quick")
+    cfg.siamese_training.epochs = 1
+    model = HousePriceModel.fit(load_dataset(city, purpose="train"), cfg, progress=False)
+    model_dir = model.save(tmp / "model")
+    base = pd.read_csv(city / "houses.csv", dtype=str, keep_default_na=False)
+    tables = {}
+    for n in rows:
+        big = base.iloc[[i % len(base) for i in range(n)]].reset_index(drop=True)
+        big["house_id"] = [f"B{i:07d}" for i in range(n)]
+        tables[n] = big.drop(columns=["price"]).to_csv(city / f"houses_{n}.csv", index=False)
+        tables[n] = city / f"houses_{n}.csv"
+    return model_dir, tables
+
+
+def one(spec: dict) -> dict:
+    """One measurement in this (fresh) process."""
+    import torch
+
+    from houseprice.jobs.engines import score_table
+
+    torch.set_num_threads(1)
+    kw = {"chunk_size": 2048, "progress": False, "collect": False}
+    start = time.perf_counter()
+    cluster = None
+    if spec["engine"] == "dask":
+        import logging
+
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(
+            n_workers=spec["workers"],
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            env={"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"},
+        )
+        with Client(cluster) as c:  # warm up: imports and the model, once per worker
+            c.run(lambda: __import__("houseprice.valuation.model"))
+        kw.update(engine="dask", scheduler=cluster.scheduler_address)
+        kw["partitions"] = max(4 * spec["workers"], spec["rows"] // 4096)
+    started = time.perf_counter() - start
+    t0 = time.perf_counter()
+    res = score_table(spec["model"], spec["table"], spec["out"], **kw)
+    seconds = time.perf_counter() - t0
+    if cluster is not None:
+        cluster.close()
+    per_worker: dict[int, float] = {}
+    for r in res.results:
+        per_worker[r.pid] = max(per_worker.get(r.pid, 0.0), r.max_rss_mb)
+    return {
+        **{k: spec[k] for k in ("engine", "workers", "rows")},
+        "seconds": seconds,
+        "startup_seconds": started,
+        "houses_per_second": spec["rows"] / seconds,
+        "client_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "worker_peak_rss_mb": sorted(per_worker.values()) if cluster is not None else [],
+        "model_loads_per_worker": sorted({r.model_loads for r in res.results}),
+    }
+
+
+def run(spec: dict) -> dict:
+    print("…", spec["engine"], spec["workers"], spec["rows"], flush=True)
+    cmd = [sys.executable, __file__, "--one", json.dumps(spec)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}  # 1 core each
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, default=20_000)
+    ap.add_argument("--memory-rows", default="10000,100000")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(one(json.loads(args.one))))
+        return
+    mem_rows = [int(x) for x in args.memory_rows.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir, tables = build(Path(tmp), sorted({args.rows, *mem_rows}))
+
+        def spec(engine: str, workers: int, rows: int) -> dict:
+            out = Path(tmp) / f"out_{engine}_{workers}_{rows}.parquet"
+            return {"engine": engine, "workers": workers, "rows": rows, "model": str(model_dir),
+                    "table": str(tables[rows]), "out": str(out)}  # fmt: skip
+
+        speed = [run(spec("local", 1, args.rows)), run(spec("dask", 1, args.rows))]
+        speed.append(run(spec("dask", 2, args.rows)))
+        memory = [run(spec("dask", 2, n)) for n in mem_rows]
+    report(args, speed, memory)
+
+
+def report(args: argparse.Namespace, speed: list, memory: list) -> None:
+    local, d1, d2 = speed
+    result = {
+        "rows": args.rows,
+        "speed": speed,
+        "memory_dask_2_workers": memory,
+        "speedup_2_vs_1_workers": d2["houses_per_second"] / d1["houses_per_second"],
+        "dask_overhead_1_worker": d1["seconds"] / local["seconds"] - 1,
+        "worker_rss_growth": max(memory[-1]["worker_peak_rss_mb"])
+        / max(memory[0]["worker_peak_rss_mb"])
+        - 1,
+        "goals": {"speedup": 1.7, "overhead": 0.15, "rss_growth": 0.20},
+        "machine": f"{platform.machine()} {platform.processor()}, 2 cores shared with other jobs",
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "scale_out.json").write_text(json.dumps(result, indent=2) + "\n")
+    rows = "\n".join(
+        f"| {r['engine']} | {r['workers']} | {r['rows']:,} | {r['seconds']:.1f} | "
+        f"{r['houses_per_second']:.0f} | {r['startup_seconds']:.1f} |"
+        for r in speed
+    )
+    mem = "\n".join(
+        f"| {d['rows']:,} | {', '.join(f'{v:.0f}' for v in d['worker_peak_rss_mb'])} | "
+        f"{d['client_peak_rss_mb']:.0f} |"
+        for d in memory
+    )
+    md = (
+        "# Scale-out: streaming predict, local vs Dask (CPU)\n\n"
+        f"`python benchmarks/scale_out.py --rows {args.rows} --memory-rows "
+        f"{args.memory_rows}` — quick-profile model, 64-px tiles repeated from a 200-house "
+        "city, Parquet output, `--chunk-size 2048`, 1 torch thread per process; "
+        f"{result['machine']}.\n\n"
+        "| engine | workers | rows | job s | houses/s | cluster start + warm-up s |\n"
+        "|---|---:|---:|---:|---:|---:|\n"
+        f"{rows}\n\n"
+        f"- 2 vs 1 workers: **{result['speedup_2_vs_1_workers']:.2f}x** (goal >= 1.7x)\n"
+        f"- Dask overhead at 1 worker vs local: **{100 * result['dask_overhead_1_worker']:+.1f}%** "
+        "(goal <= 15%)\n\n"
+        "Peak RSS (MB):\n\n"
+        "| rows | per Dask worker (2 workers) | Dask client |\n"
+        "|---:|---|---:|\n"
+        f"{mem}\n\n"
+        f"- worker peak RSS growth from {memory[0]['rows']:,} to {memory[-1]['rows']:,} rows: "
+        f"**{100 * result['worker_rss_growth']:+.1f}%** (goal: flat within 20%). The client (like "
+        "the local engine) holds the validated records table, loaded whole: it grows with N.\n"
+    )
+    (RESULTS / "scale_out.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
