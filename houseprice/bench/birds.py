@@ -96,8 +96,13 @@ def train_or_load(
     config = prof.train
     if weights is not None:
         config = replace(config, weights=str(weights))
-    train_set = CUBDataset(
-        root, split="train", image_size=config.image_size, train_aug=True, aug=prof.train_aug
+    train_set = CUBDataset(  # training reads no masks: same images, half the decoding
+        root,
+        split="train",
+        image_size=config.image_size,
+        train_aug=True,
+        aug=prof.train_aug,
+        load_masks=False,
     )
     start = time.perf_counter()
     net, history = train_embedding(train_set, config, seed=seed, device=device, progress=progress)

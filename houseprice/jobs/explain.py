@@ -16,10 +16,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from houseprice.artifacts import atomic_directory, atomic_write_json, atomic_write_text
+from houseprice.artifacts import (
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_folder,
+)
 from houseprice.data.houses import Dataset, load_any
 from houseprice.data.houses.source import FolderTiles
 from houseprice.jobs.outputs import safe_name, write_csv
+from houseprice.maps import folder_for
 from houseprice.runtime import resolve_device
 from houseprice.valuation.evidence import evidence_markdown, evidence_scores
 from houseprice.valuation.gradweights import (
@@ -29,6 +35,9 @@ from houseprice.valuation.gradweights import (
     transfer_maps,
 )
 from houseprice.valuation.model import HousePriceModel
+
+#: Above this many houses the map is a folder (index.html + lazily loaded chunks).
+FOLDER_THRESHOLD = 5000
 
 
 @dataclass
@@ -141,6 +150,11 @@ def explain_table(
     inside = map_path is not None and out in map_path.parents
     if map_path is not None and not inside:
         _check_file_target(map_path, overwrite, inputs=(model_dir, table))
+        if len(rec) > FOLDER_THRESHOLD:  # a folder map: refuse before the long work
+            check_output_folder(
+                folder_for(map_path), overwrite=overwrite, inputs=(model_dir, table)
+            )
+    page = None
     report = None
     with atomic_directory(
         out, overwrite=overwrite, kind="houseprice-explanations", inputs=(model_dir, table)
@@ -163,13 +177,15 @@ def explain_table(
             atomic_write_text(tmp / "report.md", evidence_markdown(report))
         if map_path is not None:
             target = tmp / map_path.relative_to(out) if inside else map_path
-            _render_map(model, ds, frame, tmp, target)
+            page = _render_map(model, ds, frame, tmp, target, overwrite=overwrite)
+            if inside:  # the page moves with the folder
+                page = out / page.relative_to(tmp)
     for col in ("overlay", "heatmap"):
         frame[col] = [None if v is None else str(out / v) for v in frame[col]]
     return ExplainResult(
         table=out / "explanations.csv",
         overlays=out / "overlays",
-        map_html=map_path,
+        map_html=page,
         report=report,
         frame=frame,
     )
@@ -189,9 +205,16 @@ def _check_file_target(path: Path, overwrite: bool, *, inputs: tuple[str | Path,
 
 
 def _render_map(
-    model: HousePriceModel, ds: Dataset, frame: pd.DataFrame, tmp: Path, target: Path
-) -> None:
-    """The offline map; tiles and heatmaps are read from disk and embedded in the page."""
+    model: HousePriceModel,
+    ds: Dataset,
+    frame: pd.DataFrame,
+    tmp: Path,
+    target: Path,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """The offline map; returns the page to open (the file, or ``<name>/index.html`` for a
+    folder map above ``FOLDER_THRESHOLD`` houses)."""
     from houseprice.maps import render_valuation_map
 
     # The popup lists every column: leave out machine data (paths of the overlays, the raw
@@ -201,9 +224,11 @@ def _render_map(
     shown["image"] = None if paths is None else [None if p is None else str(p) for p in paths]
     shown["heatmap"] = [None if v is None else str(tmp / v) for v in frame["heatmap"]]
     target.parent.mkdir(parents=True, exist_ok=True)
-    render_valuation_map(
+    return render_valuation_map(
         shown,
         target,
         tile_meters=float(model.tile_meters or 70.0),
         title="houseprice valuations",
+        overwrite=overwrite,
+        folder_threshold=FOLDER_THRESHOLD,
     )

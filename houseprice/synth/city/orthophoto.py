@@ -38,7 +38,7 @@ from houseprice.synth.city.config import LAT0, LON0
 #: File names inside a synthetic-city folder.
 ORTHOPHOTO_NAME = "orthophoto.tif"
 GEOPARQUET_NAME = "houses.parquet"
-#: Internal overview factors of the orthophoto (as many as keep the smallest >= 256 px).
+#: Block size of the orthophoto; GDAL adds ×2 overviews until one is smaller than a block.
 _BLOCK = 256
 
 
@@ -54,14 +54,6 @@ def world_transform(size_m: float, m_per_px: float) -> Any:
     t = Transformer.from_crs("EPSG:4326", city_crs(), always_xy=True)
     _, y0 = t.transform(LON0, LAT0)  # the city centre, world (size/2, size/2)
     return Affine(m_per_px, 0.0, -size_m / 2, 0.0, -m_per_px, y0 + size_m / 2)
-
-
-def _overview_factors(n: int) -> list[int]:
-    out, f = [], 2
-    while n / f >= _BLOCK:
-        out.append(f)
-        f *= 2
-    return out
 
 
 def write_orthophoto(path: str | Path, rgb: np.ndarray, size_m: float, m_per_px: float) -> Path:
@@ -88,7 +80,6 @@ def write_orthophoto(path: str | Path, rgb: np.ndarray, size_m: float, m_per_px:
         with rasterio.open(scratch, "w", **profile) as dst:
             dst.write(np.moveaxis(rgb, -1, 0))
             dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
-        factors = _overview_factors(max(h, w))
         rasterio.shutil.copy(
             scratch,
             path,
@@ -96,7 +87,7 @@ def write_orthophoto(path: str | Path, rgb: np.ndarray, size_m: float, m_per_px:
             COMPRESS="DEFLATE",
             PREDICTOR="2",
             BLOCKSIZE=str(_BLOCK),
-            OVERVIEWS="AUTO" if factors else "NONE",
+            OVERVIEWS="AUTO",
             OVERVIEW_RESAMPLING="AVERAGE",
             RESAMPLING="AVERAGE",
         )
