@@ -543,7 +543,7 @@ def _(c: Ctx) -> Spec:
     t, out = c.table(city2, mutate=_evil), c.tmp / "p.parquet"
 
     def check(text: str) -> None:
-        assert pd.read_parquet(out)["house_id"].iloc[0] == EVIL_ID
+        assert read_predictions(out)["house_id"].iloc[0] == EVIL_ID
 
     return Spec(predict_args(c.model, t, out), check=check)
 

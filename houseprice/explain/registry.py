@@ -70,8 +70,9 @@ class Variant:
     ``top_m``: ``True`` passes ``top_m=M``, ``False`` passes ``top_m=None`` (all channels),
     ``None`` passes nothing. ``partners``: the sampler draws ``"all"`` N_s valid partners per
     anchor or a ``"single"`` one. ``transfer``: the database to query. ``reruns``: re-run with
-    other sampler seeds for the run-to-run spread. ``sweep``: the benchmark's sensitivity over
-    M (Chen Fig. 7a) is computed from this variant's weights. ``options``: fixed keywords.
+    other sampler seeds and with retrained nets for the run-to-run spread. ``sweep``: the
+    benchmark's sensitivity over M (Chen Fig. 7a) is computed from this variant's weights.
+    ``options``: fixed keywords.
     """
 
     key: str
