@@ -37,6 +37,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from houseprice.jobs.stream import read_predictions
 
 REPO = Path(__file__).resolve().parents[1]
 EVIL_ID = "=cmd|' /C calc'!A0"
