@@ -203,15 +203,30 @@ class HousePriceModel:
         *,
         device: str = "cpu",
         progress: bool = False,
+        chunk_size: int = 2048,
     ) -> tuple[np.ndarray, TileBatch | None]:
-        """``(N, d)`` visual features (NaN where no usable tile) and the tiles read."""
+        """``(N, d)`` visual features (NaN where no usable tile) and which tiles were usable.
+
+        Tiles are read ``chunk_size`` rows at a time, so memory does not grow with ``N``; the
+        returned batch holds ``ok`` and ``reasons`` per row but no pixels.
+        """
+        from tqdm.auto import tqdm
+
         d = self.config.siamese.feature_dim
-        out = np.full((len(records), d), np.nan, dtype=np.float32)
+        n = len(records)
+        out = np.full((n, d), np.nan, dtype=np.float32)
         if self.featurizer is None or tiles is None:
             return out, None
         size = self.config.siamese.image_size
-        batch = tiles.read(records, size, progress=progress, warn=False)
-        return self._features_of(batch, out, device), batch
+        ok = np.zeros(n, dtype=bool)
+        reasons: dict[int, str] = {}
+        for s in tqdm(range(0, n, chunk_size), desc="tiles", disable=not progress, leave=False):
+            batch = tiles.read(records.iloc[s : s + chunk_size], size, warn=False)
+            out[s : s + chunk_size] = self._features_of(batch, out[s : s + chunk_size], device)
+            ok[s : s + chunk_size] = batch.ok
+            reasons.update({s + i: r for i, r in batch.reasons.items()})
+        empty = np.zeros((0, size, size, 3), dtype=np.uint8)
+        return out, TileBatch(pixels=empty, ok=ok, reasons=reasons)
 
     def _features_of(self, tiles: TileBatch, out: np.ndarray, device: str) -> np.ndarray:
         assert self.featurizer is not None
