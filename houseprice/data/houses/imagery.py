@@ -10,7 +10,11 @@ the house, ``size`` x ``size`` pixels, in a local Transverse Mercator CRS centre
 longitude rounded to a whole degree (WGS84, scale 1: at most 0.5° from true north and < 0.01 %
 scale error). Each tile is one rasterio ``WarpedVRT`` whose grid *is* the tile (so the house is
 exactly at the centre, one bilinear resampling, anti-aliased by GDAL when it shrinks), read from
-the overview level closest to, but not coarser than, the tile's pixel size. With several files,
+the overview level closest to, but not coarser than, the tile's pixel size. When that level's
+pixels already have the tile's size (within :data:`SAME_SCALE`, 1 %) the tile is a
+nearest-pixel crop instead: bilinear resampling at the same scale only blurs (a half-pixel
+shift averages neighbours), so the house is then up to half a pixel off-centre but the
+imagery keeps its sharpness. With several files,
 per pixel the first file in the order given that has valid data wins (``rasterio.merge``'s
 "first" rule): a house inside the first file takes its tile from it alone; later files fill the
 gaps. A tile with more than half its pixels outside every file or nodata is not used
@@ -52,6 +56,9 @@ MAX_NODATA = 0.5
 #: GDAL block-cache cap while reading (bytes); keeps memory flat in raster size.
 GDAL_CACHE_BYTES = 64 << 20
 EARTH_RADIUS_M = 6_371_008.8
+#: Imagery whose pixels are within this fraction of the tile's pixel size is cropped pixel for
+#: pixel (nearest) instead of resampled bilinearly (see :meth:`Raster.resampling_for`).
+SAME_SCALE = 0.01
 _MAX_ABS_LAT = 85.0
 
 
@@ -112,6 +119,18 @@ class Raster:
             if self.metres_per_px * f <= metres_per_px * 1.0001:
                 best = i
         return best
+
+    def resampling_for(self, level: int, metres_per_px: float) -> Resampling:
+        """Nearest when ``level``'s pixels already have the tile's size, else bilinear.
+
+        At the same scale bilinear resampling would only shift the picture by a fraction of a
+        pixel and blur it (a half-pixel shift averages neighbouring pixels); a nearest-pixel
+        crop keeps the imagery's sharpness, at most half a pixel off-centre.
+        """
+        f = self.factors[level] if level >= 0 else 1
+        if abs(self.metres_per_px * f / metres_per_px - 1.0) <= SAME_SCALE:
+            return Resampling.nearest
+        return Resampling.bilinear
 
     def dataset(self, level: int) -> Any:
         if level not in self.levels:
@@ -255,7 +274,9 @@ class OrthophotoTiles(TileSource):
         )
 
     # -- reading ------------------------------------------------------------------------------
-    def _warp(self, r: Raster, level: int, crs: CRS, transform: Any, size: int) -> np.ndarray:
+    def _warp(
+        self, r: Raster, level: int, crs: CRS, transform: Any, size: int, resampling: Resampling
+    ) -> np.ndarray:
         """(4, S, S) uint8: RGB and validity (alpha) of one tile from one file."""
         kw: dict[str, Any] = {"add_alpha": True} if r.alpha is None else {}
         src = r.dataset(level)
@@ -265,7 +286,7 @@ class OrthophotoTiles(TileSource):
             transform=transform,
             width=size,
             height=size,
-            resampling=Resampling.bilinear,
+            resampling=resampling,
             **kw,
         ) as vrt:
             return vrt.read(indexes=[*r.rgb, r.alpha or vrt.count])
@@ -283,7 +304,9 @@ class OrthophotoTiles(TileSource):
         for j in files:
             r = self.rasters[j]
             try:
-                a = self._warp(r, r.level_for(res), local_crs(lon0), transform, size)
+                level = r.level_for(res)
+                how = r.resampling_for(level, res)
+                a = self._warp(r, level, local_crs(lon0), transform, size, how)
             except RasterioError as e:
                 errors.append(f"{r.name} could not be read here ({e})")
                 continue
@@ -370,6 +393,7 @@ def spatial_order(lat: np.ndarray, lon: np.ndarray, strip_m: float = 256.0) -> n
 __all__ = [
     "GDAL_CACHE_BYTES",
     "MAX_NODATA",
+    "SAME_SCALE",
     "OrthophotoTiles",
     "Raster",
     "local_crs",
