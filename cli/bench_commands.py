@@ -31,6 +31,12 @@ def bench_explainers(
     model_dir: Annotated[
         Path | None, typer.Option("--model", help="Reuse a trained embedding net.")
     ] = None,
+    retrain_runs: Annotated[
+        int,
+        typer.Option(
+            "--retrain-runs", min=1, max=16, help="Embedding nets trained (spread across nets)."
+        ),
+    ] = 1,
     profile: ProfileOpt = Profile.standard,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -54,6 +60,7 @@ def bench_explainers(
             seed=seed,
             device=device,
             progress=c.progress,
+            retrain_runs=retrain_runs,
         ),
     )
     r = report["retrieval"]
