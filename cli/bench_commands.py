@@ -32,11 +32,14 @@ def bench_explainers(
         Path | None, typer.Option("--model", help="Reuse a trained embedding net.")
     ] = None,
     retrain_runs: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--retrain-runs", min=1, max=16, help="Embedding nets trained (spread across nets)."
+            "--retrain-runs",
+            min=1,
+            max=16,
+            help="Embedding nets trained, for the spread across nets (default: the profile's).",
         ),
-    ] = 1,
+    ] = None,
     profile: ProfileOpt = Profile.standard,
     seed: Seed = 0,
     device: Device = "cpu",

@@ -18,12 +18,12 @@ def bench_explainers(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
-    retrain_runs: int = 1,
+    retrain_runs: int | None = None,
 ) -> dict[str, Any]:
     """Run every registered explainer on synthetic birds (``data``) or CUB-200-2011 (``cub``).
 
     ``retrain_runs`` > 1 retrains that many embedding nets (seeds seed, seed+1, ...) for the
-    spread across nets that Bachhawat reports.
+    spread across nets that Bachhawat reports (None: the profile's).
     """
     from houseprice.bench.runner import run_benchmark
 
