@@ -354,7 +354,7 @@ def score_table(
 
     ``collect`` also returns the whole frame (memory then grows with the table).
     """
-    from houseprice.jobs.model import open_houses
+    from houseprice.jobs.houses import open_houses
     from houseprice.valuation.model import HousePriceModel
 
     if engine not in ENGINES:
@@ -432,7 +432,7 @@ def _warn(
     model: Any, records: pd.DataFrame, source: Any, table: Any, out: Path, n_fallback: int
 ) -> None:
     """The warnings ``predict`` has always given: refused rows, fallbacks, extrapolation."""
-    from houseprice.jobs.model import warn_extrapolation
+    from houseprice.jobs.houses import warn_extrapolation
     from houseprice.jobs.outputs import write_csv
 
     if source is not None and source.refusals:

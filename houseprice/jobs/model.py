@@ -6,7 +6,6 @@ Each job takes paths and options, does the work through the library and returns 
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,7 @@ from houseprice.artifacts import (
     atomic_write_text,
     check_output_folder,
 )
-from houseprice.data.houses import Dataset, load_any, load_dataset
-from houseprice.data.houses.importer import ImportSource
+from houseprice.data.houses import load_any, load_dataset
 from houseprice.errors import UserInputError
 from houseprice.jobs.outputs import write_csv
 from houseprice.jobs.stream import DEFAULT_CHUNK
@@ -141,49 +139,12 @@ def predict(
     return res.path, res.frame, res.n_fallback
 
 
-def warn_extrapolation(model: HousePriceModel, records: pd.DataFrame) -> None:
-    """Warn when houses lie far outside the training area or period (prices extrapolate)."""
-    far = model.outside_training(records)
-    if far["place"]:
-        box = ", ".join(f"{v:.4f}" for v in model.info["train_bbox"])
-        warnings.warn(
-            f"{far['place']} of {len(records)} houses lie far outside the training area "
-            f"(lon/lat box {box}); their prices are extrapolations",
-            stacklevel=2,
-        )
-    if far["time"]:
-        lo, hi = model.info["train_date_range"]
-        warnings.warn(
-            f"{far['time']} of {len(records)} houses were sold more than a year outside the "
-            f"training period {lo} .. {hi}; their prices are extrapolations",
-            stacklevel=2,
-        )
-
-
 def check_weights(weights: str | None, config: TrainConfig) -> None:
     """Refuse a --weights file that is missing or does not fit the configured backbone."""
     from houseprice.vision.backbones import build_backbone, load_backbone_weights
 
     if weights is not None:
         load_backbone_weights(build_backbone(config.siamese.backbone), weights)
-
-
-def open_houses(
-    table: str | Path,
-    *,
-    imagery: list[Path] | None = None,
-    tile_meters: float | None = None,
-    purpose: str = "predict",
-) -> tuple[Dataset, ImportSource | None]:
-    """The houses of ``table``: a dataset folder/table, or a user file with orthophotos."""
-    if not imagery:
-        return load_any(table, purpose=purpose), None  # type: ignore[arg-type]
-    source = ImportSource(table, imagery=imagery, tile_meters=float(tile_meters or 70.0))
-    try:
-        return source.load(purpose=purpose), source  # type: ignore[arg-type]
-    except BaseException:
-        source.close()
-        raise
 
 
 def write_report(report: dict[str, Any], preds: pd.DataFrame, out_dir: str | Path) -> Path:

@@ -23,13 +23,8 @@ from PIL import Image
 from pyproj import Transformer
 from rasterio.transform import Affine, from_origin
 
-from houseprice.data.houses.imagery import (
-    OrthophotoTiles,
-    cut_tiles,
-    link_tile_folder,
-    open_raster,
-    tile_names,
-)
+from houseprice.data.houses.imagery import OrthophotoTiles, open_raster
+from houseprice.data.houses.tilefiles import cut_tiles, link_tile_folder, tile_names
 from houseprice.errors import UserInputError
 
 E0, N0 = 440_000.0, 4_650_000.0  # UTM 15N, near Ames, Iowa

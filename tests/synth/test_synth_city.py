@@ -60,8 +60,9 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def test_same_seed_gives_byte_identical_files(written: dict[str, Path]) -> None:
     a, b = _files(written["a"]), _files(written["b"])
-    # tiles, masks, evidence + dataset.json, houses.csv, drivers, manifest.json
-    assert len(a) == 3 * SMALL_N + 4
+    # tiles, masks, evidence + dataset.json, houses.csv, drivers, manifest.json,
+    # orthophoto.tif, houses.parquet
+    assert len(a) == 3 * SMALL_N + 6
     assert a.keys() == b.keys()
     different = [k for k in a if a[k] != b[k]]
     assert different == []
