@@ -4,7 +4,7 @@ Run: python benchmarks/tile_cutting.py [--houses 10000] [--sizes 8000,16000] [--
 For each raster size (pixels per side at ``--res`` m/px) it writes a synthetic orthophoto in
 UTM 15N (EPSG:32615): texture noise + a 40 m block grid + 200 m roads, as a tiled (512 px)
 JPEG COG with overviews, places ``--houses`` random houses over it, and cuts every house's
-tile with ``houseprice.data.houses.imagery.cut_tiles`` (70 m, 64 px PNG tiles) in a fresh
+tile with ``houseprice.data.houses.tilefiles.cut_tiles`` (70 m, 64 px PNG tiles) in a fresh
 subprocess, so its peak RSS (``VmHWM``; psutil sampling too when installed) measures the
 cutting alone. Writes benchmarks/results/tile_cutting.{json,md}.
 Goal: >= 500 tiles/s on 2 cores, peak memory flat in raster size.
@@ -94,7 +94,8 @@ def peak_rss_mb() -> float:
 
 def _cut(cog: str, table: str, out: str) -> None:
     """Child process: cut all tiles, print JSON with timings and peak memory."""
-    from houseprice.data.houses.imagery import OrthophotoTiles, cut_tiles
+    from houseprice.data.houses.imagery import OrthophotoTiles
+    from houseprice.data.houses.tilefiles import cut_tiles
 
     peak = {"rss": 0}
     stop = threading.Event()
