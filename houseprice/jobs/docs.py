@@ -158,11 +158,17 @@ def benchmarks_section() -> str:
             f"- cutting tiles from a {run['raster_px']:,}² px COG: {run['tiles_per_s']:.0f} "
             f"tiles/s, peak RSS {run['peak_rss_mb']:.0f} MB (`benchmarks/tile_cutting.py`)"
         )
+    so = _load(BENCH / "scale_out.json")
+    if so and "speedup_2_vs_1_workers" in so:
+        out.append(
+            f"- Dask scoring: {so['speedup_2_vs_1_workers']:.2f}× from 1 to 2 workers, measured on a "
+            "loaded machine (`benchmarks/scale_out.py`; see docs/scaling.md)"
+        )
     ms = _load(BENCH / "map_size.json")
     if ms and "kib_per_house" in ms:
         out.append(
-            f"- a {ms['n_houses']:,}-house map: {ms['kib_per_house']:.1f} KiB per house "
-            "(`benchmarks/map_size.py`)"
+            f"- a {ms['n_houses']:,}-house map: {ms['kib_per_house']:.1f} KiB per house, page and "
+            "data (a folder map; heatmap images excluded) (`benchmarks/map_size.py`)"
         )
     return "\n".join(out) or _missing("benchmark results", "python benchmarks/run_all.py")
 
