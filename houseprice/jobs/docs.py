@@ -161,8 +161,8 @@ def benchmarks_section() -> str:
     so = _load(BENCH / "scale_out.json")
     if so and "speedup_2_vs_1_workers" in so:
         out.append(
-            f"- Dask scoring: {so['speedup_2_vs_1_workers']:.2f}× from 1 to 2 workers, measured on a "
-            "loaded machine (`benchmarks/scale_out.py`; see docs/scaling.md)"
+            f"- Dask scoring: {so['speedup_2_vs_1_workers']:.2f}× from 1 to 2 workers, measured "
+            "on a loaded machine (`benchmarks/scale_out.py`; see docs/scaling.md)"
         )
     ms = _load(BENCH / "map_size.json")
     if ms and "kib_per_house" in ms:
