@@ -151,13 +151,14 @@ def check_replaceable(path: str | Path, *, inputs: tuple[str | Path, ...] = ()) 
     path = Path(path)
     check_not_input(path, inputs)
     refuse = f"{path}: refusing to replace it with --overwrite: "
-    kind = manifest_kind(path)
-    if kind is None or not kind.startswith("houseprice"):
+    manifest = _manifest_or_none(path)
+    kind = manifest.get("format") if manifest is not None else None
+    if not isinstance(kind, str) or not kind.startswith("houseprice"):
         raise OutputExistsError(
             refuse + f"it was not written by houseprice (no houseprice {MANIFEST_NAME}); "
             "move it away or choose another --out"
         )
-    listed = json.loads((path / MANIFEST_NAME).read_text(encoding="utf-8")).get("files", {})
+    listed = manifest.get("files", {})
     if not isinstance(listed, dict):
         raise OutputExistsError(refuse + f"its {MANIFEST_NAME} is damaged")
     extra = sorted(set(tree_files(path)) - set(listed))
@@ -300,12 +301,11 @@ def read_manifest(
     return manifest
 
 
-def manifest_kind(folder: str | Path) -> str | None:
-    """The ``format`` of a folder's manifest, or None when it has no readable one."""
+def _manifest_or_none(folder: str | Path) -> dict[str, Any] | None:
+    """A folder's manifest as a JSON object, or None when it has no readable one."""
     path = Path(folder) / MANIFEST_NAME
     try:
         obj = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    kind = obj.get("format") if isinstance(obj, dict) else None
-    return kind if isinstance(kind, str) else None
+    return obj if isinstance(obj, dict) else None

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from houseprice.jobs.docs import SECTIONS, markers, render
-from houseprice.jobs.profile_table import BEGIN, END, profile_table
+from houseprice.jobs.profile_table import profile_table
+
+BEGIN, END = markers("profiles")
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """The docs' profile table, rendered from the configs each profile really builds.
 
 ``python -m houseprice.jobs.profile_table`` prints it; README's "Profiles" section holds this
-exact text between ``<!-- profiles:begin -->`` and ``<!-- profiles:end -->`` (a test checks).
+exact text between the ``profiles`` markers of :mod:`houseprice.jobs.docs` (a test checks).
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 from houseprice.bench.profile import bench_profile
 from houseprice.profiles import PROFILES
 from houseprice.valuation.config import profile_config
-
-BEGIN, END = "<!-- profiles:begin -->", "<!-- profiles:end -->"
 
 
 def profile_table() -> str:

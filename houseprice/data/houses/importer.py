@@ -23,7 +23,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from houseprice.artifacts import atomic_directory, atomic_write_json, atomic_write_text
+from houseprice.artifacts import (
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    check_not_input,
+)
 from houseprice.data.houses.folder import read_dataset_meta
 from houseprice.data.houses.imagery import OrthophotoTiles
 from houseprice.data.houses.records import DatasetError, read_table, records_frame
@@ -207,10 +212,7 @@ class ImportResult:
 
 def _guard_output(out: Path, inputs: Sequence[Path], overwrite: bool) -> None:
     """Refuse to replace a folder houseprice did not write, or one holding the inputs."""
-    resolved = out.resolve()
-    for p in inputs:
-        if p.resolve() == resolved or resolved in p.resolve().parents:
-            raise UserInputError(f"--out {out} contains the input {p}; choose another folder")
+    check_not_input(out, tuple(inputs))
     if overwrite and out.is_dir() and any(out.iterdir()):
         try:
             gen = read_dataset_meta(out).get("generator", {}).get("name")

@@ -153,9 +153,6 @@ class Dataset:
         v = self.meta.get("tile_meters")
         return float(v) if v is not None else None
 
-    def tile_path(self, rel: str | None) -> Path | None:
-        return resolve_asset(self.root, rel)
-
     def subset(self, records: pd.DataFrame) -> Dataset:
         """The same dataset restricted to some of its rows (same tiles and metadata)."""
         return Dataset(root=self.root, meta=self.meta, records=records, tiles=self.tiles)
