@@ -72,6 +72,11 @@ def demo(
 
 
 # ----------------------------------------------------------------------------- model
+class Engine(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
 @app.command("train")
 def train_cmd(
     data: Annotated[Path, typer.Option("--data", help="Dataset folder or table.")],
@@ -96,6 +101,26 @@ def train_cmd(
             "(0 = naive in-sample; default: the profile's, 3 standard / 2 quick).",
         ),
     ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            help="Where the price regressors (LightGBM) are fitted: local, or dask "
+            "(lightgbm.dask on a Dask cluster; the siamese stage stays local).",
+        ),
+    ] = Engine.local,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Dask scheduler address (tcp://host:8786) for --engine dask; default: a "
+            "LocalCluster with --workers worker processes.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, max=1024, help="LocalCluster workers (default: cores)."),
+    ] = None,
     profile: ProfileOpt = Profile.standard,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -105,6 +130,7 @@ def train_cmd(
     """Train the visual features and price regressors; write a model folder.
 
     Example: houseprice train --data data/city --out models/city --profile quick
+    (add --engine dask [--scheduler tcp://host:8786] to fit the regressors on Dask)
     """
     from houseprice.jobs import train
 
@@ -124,6 +150,9 @@ def train_cmd(
             device=device,
             overwrite=overwrite,
             progress=c.progress,
+            engine=engine.value,
+            scheduler=scheduler,
+            workers=workers,
         ),
     )
     kind = (
@@ -132,11 +161,6 @@ def train_cmd(
         else "without visual features (dataset has no tiles)"
     )
     say(f"trained on {model.info['n_train']} houses {kind}; model in {path}")
-
-
-class Engine(str, Enum):
-    local = "local"
-    dask = "dask"
 
 
 @app.command("predict")

@@ -6,6 +6,9 @@ Each job takes paths and options, does the work through the library and returns 
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +26,14 @@ from houseprice.errors import UserInputError
 from houseprice.jobs.outputs import write_csv
 from houseprice.jobs.stream import DEFAULT_CHUNK
 from houseprice.pricing.attributes import FULL_SET, parse_attribute_set
+from houseprice.pricing.dask_fit import fit_on_dask
 from houseprice.profiles import get_profile
 from houseprice.valuation.config import TrainConfig, profile_config
 from houseprice.valuation.evaluate import evaluate
-from houseprice.valuation.model import HousePriceModel
+from houseprice.valuation.model import HousePriceModel, fit_local
 from houseprice.valuation.report import plot_predictions, report_markdown
+
+TRAIN_ENGINES = ("local", "dask")  # where the tabular stage is fitted
 
 
 def train(
@@ -45,14 +51,24 @@ def train(
     overwrite: bool = False,
     progress: bool = True,
     config: TrainConfig | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> tuple[Path, HousePriceModel]:
     """Train a model on a dataset folder (or table) and write the model folder.
 
     ``folds`` overrides the profile's cross-fitting folds for the training rows' visual
-    features (0 = naive: one net on all training rows, in-sample features).
+    features (0 = naive: one net on all training rows, in-sample features). ``engine="dask"``
+    fits the price regressors with ``lightgbm.dask`` on the cluster at ``scheduler`` (or a
+    LocalCluster of ``workers`` processes); the model folder has the same format either way
+    (docs/scaling.md, "Training on Dask").
     """
     from houseprice.valuation.gradweights import build_gradweight_writer
 
+    if engine not in TRAIN_ENGINES:
+        raise UserInputError(f"--engine must be one of {', '.join(TRAIN_ENGINES)}, got {engine!r}")
+    if engine == "local" and (scheduler is not None or workers is not None):
+        raise UserInputError("--scheduler and --workers need --engine dask")
     spec = get_profile(profile)
     check_output_folder(out, overwrite=overwrite, inputs=(data,))  # before hours of training
     ds = load_any(data, purpose="train")
@@ -76,12 +92,57 @@ def train(
         if folds == 1 or folds < 0:
             raise UserInputError(f"--folds must be 0 (naive, in-sample) or at least 2, got {folds}")
         cfg.n_folds = folds
-    model = HousePriceModel.fit(ds, cfg, device=device, progress=progress)
+    with contextlib.ExitStack() as stack:
+        fit_regressor = fit_local
+        if engine == "dask":
+            client = stack.enter_context(train_client(scheduler, workers))
+            fit_regressor = functools.partial(fit_on_dask, client=client)
+        model = HousePriceModel.fit(
+            ds, cfg, device=device, progress=progress, fit_regressor=fit_regressor
+        )
+        if engine == "dask":
+            model.info["tabular_engine"] = dask_info(client, model)
     writer = None
     if model.featurizer is not None:
         writer = build_gradweight_writer(model, ds, device=device, progress=progress)
     path = model.save(out, overwrite=overwrite, extra_writer=writer, inputs=(data,))
     return path, model
+
+
+@contextlib.contextmanager
+def train_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+    """A Dask client for training (:func:`houseprice.jobs.engines.dask_client`).
+
+    A scheduler that cannot be reached (or a malformed address) is a ``UserInputError``; how
+    long to try is dask's ``distributed.comm.timeouts.connect`` (30 s by default).
+    """
+    from houseprice.jobs.engines import dask_client
+
+    if workers is not None and workers < 1:
+        raise UserInputError(f"--workers must be at least 1, got {workers}")
+    with contextlib.ExitStack() as stack:
+        try:
+            client = stack.enter_context(dask_client(scheduler, workers))
+        except (OSError, TimeoutError, ValueError, TypeError) as err:
+            if scheduler is None:  # a LocalCluster that failed to start is not user input
+                raise
+            raise UserInputError(
+                f"--scheduler {scheduler!r}: cannot connect to a Dask scheduler there ({err}); "
+                "give its address as tcp://host:8786, or leave --scheduler out to start a "
+                "LocalCluster"
+            ) from err
+        yield client
+
+
+def dask_info(client: Any, model: HousePriceModel) -> dict[str, Any]:
+    """What model.json records of a Dask-trained tabular stage (not the cluster's addresses)."""
+    regs = [r for r in (model.regressor_no_visual, model.regressor) if r is not None]
+    return {
+        "engine": "dask",
+        "workers": len(client.nthreads()),
+        "partitions": [int(getattr(r, "dask_partitions_", 0)) for r in regs],
+        "tree_learner": "data",
+    }
 
 
 def predict(

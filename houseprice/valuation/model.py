@@ -34,6 +34,16 @@ from houseprice.valuation.config import TrainConfig
 from houseprice.valuation.folder import ModelParts, load_model, save_model
 from houseprice.vision.features import VisualFeaturizer
 
+# How the tabular stage fits a regressor: (unfitted regressor, X, prices) -> fitted regressor.
+# The default fits in this process; the train job's ``--engine dask`` passes
+# ``houseprice.pricing.dask_fit.fit_on_dask`` bound to a Dask client.
+RegressorFit = Callable[[PriceRegressor, pd.DataFrame, np.ndarray], PriceRegressor]
+
+
+def fit_local(regressor: PriceRegressor, x: pd.DataFrame, y: np.ndarray) -> PriceRegressor:
+    """Fit in this process (``PriceRegressor.fit``)."""
+    return regressor.fit(x, y)
+
 
 def check_fit_options(dataset: Dataset, config: TrainConfig) -> None:
     """Refuse settings that cannot work on this dataset, before any training."""
@@ -158,9 +168,19 @@ class HousePriceModel:
     # ------------------------------------------------------------------ training
     @classmethod
     def fit(
-        cls, dataset: Dataset, config: TrainConfig, *, device: str = "cpu", progress: bool = True
+        cls,
+        dataset: Dataset,
+        config: TrainConfig,
+        *,
+        device: str = "cpu",
+        progress: bool = True,
+        fit_regressor: RegressorFit = fit_local,
     ) -> HousePriceModel:
-        """Train on the dataset's training rows (time split) or every row (use_all_rows)."""
+        """Train on the dataset's training rows (time split) or every row (use_all_rows).
+
+        ``fit_regressor`` fits the two saved price regressors (the tabular stage); the
+        siamese stage and its attributes-only residual targets are fitted here regardless.
+        """
         dev = resolve_device(device)
         check_fit_options(dataset, config)
         rec = dataset.records
@@ -171,13 +191,13 @@ class HousePriceModel:
         train = rec.iloc[train_idx]
         x_attr = attribute_frame(train, config.attributes)
         y = train["price"].to_numpy(dtype=np.float64)
-        no_visual = config.build_regressor().fit(x_attr, y)
+        no_visual = fit_regressor(config.build_regressor(), x_attr, y)
         info = _train_info(train)
         featurizer, regressor, feats_full = None, None, None
         if dataset.has_tiles and dataset.tiles is not None:
             tiles = dataset.tiles.read(train, config.siamese.image_size, progress=progress)
             featurizer, feats_full = _fit_visual(train, x_attr, tiles, config, str(dev), progress)
-            regressor = config.build_regressor().fit(with_visual(x_attr, feats_full), y)
+            regressor = fit_regressor(config.build_regressor(), with_visual(x_attr, feats_full), y)
             info["n_train_with_tile"] = int(tiles.ok.sum())
             info["siamese_val_pair_accuracy"] = [f.val_pair_accuracy for f in featurizer.fits_]
             info["siamese_best_epoch"] = [f.best_epoch for f in featurizer.fits_]
