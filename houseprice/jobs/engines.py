@@ -186,6 +186,10 @@ def dask_partition(
     return _finish(score_partition(job, part, rows, model=model, tiles=tiles, on_chunk=on_chunk))
 
 
+#: How long to try to reach an existing scheduler (``--scheduler``) before giving up.
+SCHEDULER_TIMEOUT = "10s"
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     """A client of the cluster at ``scheduler``, or of a new LocalCluster (one worker per core).
@@ -200,7 +204,15 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
             "--engine dask needs dask.distributed: pip install 'dask[distributed]'"
         ) from err
     if scheduler:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError, ValueError, TypeError) as err:
+            raise UserInputError(
+                f"--scheduler {scheduler!r}: cannot connect to a Dask scheduler there within "
+                f"{SCHEDULER_TIMEOUT} ({err}); give its address as tcp://host:8786, or leave "
+                "--scheduler out to start a LocalCluster"
+            ) from err
+        with client:
             yield client
         return
     n = workers or os.cpu_count() or 1

@@ -111,26 +111,13 @@ def train(
 
 @contextlib.contextmanager
 def train_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
-    """A Dask client for training (:func:`houseprice.jobs.engines.dask_client`).
-
-    A scheduler that cannot be reached (or a malformed address) is a ``UserInputError``; how
-    long to try is dask's ``distributed.comm.timeouts.connect`` (30 s by default).
-    """
+    """A Dask client for training (:func:`houseprice.jobs.engines.dask_client`: a scheduler
+    that cannot be reached, or a malformed address, is a ``UserInputError``)."""
     from houseprice.jobs.engines import dask_client
 
     if workers is not None and workers < 1:
         raise UserInputError(f"--workers must be at least 1, got {workers}")
-    with contextlib.ExitStack() as stack:
-        try:
-            client = stack.enter_context(dask_client(scheduler, workers))
-        except (OSError, TimeoutError, ValueError, TypeError) as err:
-            if scheduler is None:  # a LocalCluster that failed to start is not user input
-                raise
-            raise UserInputError(
-                f"--scheduler {scheduler!r}: cannot connect to a Dask scheduler there ({err}); "
-                "give its address as tcp://host:8786, or leave --scheduler out to start a "
-                "LocalCluster"
-            ) from err
+    with dask_client(scheduler, workers) as client:
         yield client
 
 
