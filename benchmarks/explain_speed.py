@@ -4,12 +4,16 @@
 2. our batched Grad-CAM vs the ``grad-cam`` package's GradCAM, same model and batch (goal <= 1x);
 3. fast vs vanilla L2-CAF per image (goal >= 5x faster) and batched L2-CAF throughput;
 4. grad-weight database query time at 10k, 100k and 1M entries of 128-d (goal <= 1 ms per
-   query at 1M), exact and approximate (IVF) indexes.
+   query at 1M), exact and approximate (IVF) indexes;
+5. the house model's transfer (compact rank-siamese net, 64-px tiles, batch 128): the final
+   8x8 layer vs the finer 16x16 ``penultimate`` layer, unsigned (top-M) vs signed (every
+   channel) weights, each against the plain forward pass (goal <= 1.15x).
 
-Usage: ``python benchmarks/explain_speed.py [--quick] [--threads N] [--out DIR]``; writes
-``explain_speed.json`` and ``explain_speed.md`` to ``benchmarks/results/`` by default. Models are
-randomly initialised torchvision ResNet-18s (nothing is downloaded). Times are medians of
-repeated runs after a warm-up.
+Usage: ``python benchmarks/explain_speed.py [--quick] [--threads N] [--out DIR] [--house-only]``;
+writes ``explain_speed.json`` and ``explain_speed.md`` to ``benchmarks/results/`` by default
+(``--house-only``: only part 5, to ``explain_speed_house.json`` / ``.md``). Models are
+randomly initialised (nothing is downloaded). Times are medians of repeated runs after a
+warm-up.
 """
 
 from __future__ import annotations
@@ -149,6 +153,54 @@ def bench_transfer(cfg: BenchConfig, x: Tensor) -> dict[str, Any]:
     }
 
 
+def bench_house_transfer(cfg: BenchConfig, batch: int = 128) -> list[dict[str, Any]]:
+    """Transfer on the house model's net at both explain layers, unsigned and signed."""
+    from houseprice.vision.siamese import RankSiamese, SiameseConfig
+
+    with torch.random.fork_rng():
+        torch.manual_seed(4)
+        net = RankSiamese(SiameseConfig(aux_head=True)).eval()
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(batch, 3, 64, 64, generator=generator)
+    n = 1200  # the standard demo's database size
+    keys = torch.randn(n, net.config.feature_dim, generator=generator)
+    rows = []
+    for layer in ("final", "penultimate"):
+        with torch.no_grad():
+            channels = WeightTransferCAM(net, net.explain_layer(layer), _dummy_db(1, 2, 1))
+            c = channels.forward_activations(x[:1])[0].shape[1]
+        dense = torch.randn(n, c, generator=generator)
+        db = GradWeightDatabase.build(keys, dense, top_m=min(50, c), signed=dense, normalize=False)
+        for signed in (False, True):
+            cam = WeightTransferCAM(net, net.explain_layer(layer), db, signed=signed)
+
+            def forward() -> None:
+                with torch.no_grad():
+                    net(x)
+
+            # a small net: 3x the repeats so load on a shared machine averages out
+            times = interleaved(
+                {"transfer": lambda cam=cam: cam.explain(x), "forward": forward}, 3 * cfg.repeats
+            )
+            result = paired(times, "transfer", "forward")
+            rows.append(
+                {
+                    "layer": layer,
+                    "signed": signed,
+                    "channels": c,
+                    **result,
+                    "goal": 1.15,
+                    "met": result["ratio"] <= 1.15,
+                }
+            )
+    return rows
+
+
+def _dummy_db(n: int, c: int, m: int) -> GradWeightDatabase:
+    """A placeholder database (only to read a layer's channel count)."""
+    return GradWeightDatabase.build(torch.zeros(n, 4), torch.zeros(n, c), top_m=m)
+
+
 def bench_gradcam(cfg: BenchConfig, x: Tensor) -> dict[str, Any]:
     from pytorch_grad_cam import GradCAM as TheirGradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -256,6 +308,23 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def house_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    mark = {True: "yes", False: "**no**"}
+    lines = [
+        "## House transfer (compact rank-siamese, 64-px tiles, batch 128, 1,200 entries)",
+        "",
+        "| layer | map | channels | transfer ms | forward ms | ratio | goal | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['layer']} | {'signed' if r['signed'] else 'unsigned top-50'} | {r['channels']} "
+        f"| {r['transfer_s'] * 1000:.1f} | {r['forward_s'] * 1000:.1f} | {r['ratio']:.3f}x "
+        f"| <= 1.15x | {mark[r['met']]} |"
+        for r in rows
+    ]
+    return [*lines, ""]
+
+
 def markdown(report: dict[str, Any]) -> str:
     t, g, l2, db = (
         report["transfer_vs_forward"],
@@ -308,6 +377,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"{largest['best_ms']:.3f} ms ({largest['index']}) - {mark[largest['met']]}.",
         "",
     ]
+    if "house_transfer" in report:
+        lines += house_markdown(report["house_transfer"])
     return "\n".join(lines)
 
 
@@ -316,9 +387,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
     parser.add_argument("--threads", type=int, default=1, help="torch/faiss threads (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="output folder")
+    parser.add_argument("--house-only", action="store_true", help="only the house transfer part")
     args = parser.parse_args(argv)
     cfg = BenchConfig.quick(args.threads) if args.quick else BenchConfig(threads=args.threads)
     torch.set_num_threads(cfg.threads)
+    if args.house_only:
+        print("house transfer ...", flush=True)
+        house = {
+            "command": "python benchmarks/explain_speed.py --house-only"
+            + (" --quick" if args.quick else ""),
+            "machine": f"{platform.machine()} {os.cpu_count()} cores",
+            "torch": torch.__version__,
+            "threads": cfg.threads,
+            "house_transfer": bench_house_transfer(cfg),
+        }
+        text = "\n".join(
+            [f"Command: `{house['command']}`", "", *house_markdown(house["house_transfer"])]
+        )
+        atomic_write(args.out / "explain_speed_house.json", json.dumps(house, indent=2) + "\n")
+        atomic_write(args.out / "explain_speed_house.md", text)
+        print(text)
+        return 0
     try:
         import faiss
 
@@ -341,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         for index in ("exact", "ivf"):
             print(f"database {size:,} {index} ...", flush=True)
             rows.append(bench_database(cfg, size, index))
+    print("house transfer ...", flush=True)
+    house = bench_house_transfer(cfg)
     largest = [r for r in rows if r["entries"] == max(cfg.db_sizes)]
     best = min(largest, key=lambda r: r["ms_per_query_single"])
     report = {
@@ -355,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         "gradcam_vs_grad_cam": gradcam,
         "l2caf": l2caf,
         "database_query": rows,
+        "house_transfer": house,
         "database_goal": {
             "entries": best["entries"],
             "index": best["index"],

@@ -301,6 +301,14 @@ def explain_cmd(
     unseen_only: Annotated[
         bool, typer.Option("--unseen-only", help="Skip the model's training houses.")
     ] = False,
+    label_masks: Annotated[
+        Path | None,
+        typer.Option(
+            "--label-masks",
+            help="Folder of label masks <id>.png for the per-driver scores (synthetic city; "
+            "default: <input folder>/masks).",
+        ),
+    ] = None,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -324,6 +332,7 @@ def explain_cmd(
             device=device,
             progress=c.progress,
             test_only=unseen_only,
+            label_masks=label_masks,
             overwrite=overwrite,
         ),
     )

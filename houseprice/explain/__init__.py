@@ -13,6 +13,8 @@ variants it runs, and takes new methods through :func:`register`):
 * ``gradcam_vanilla`` / ``gradcam_abs`` - retrieval Grad-CAM (Taha eq. 6) and its abs (eq. 7);
 * ``sampled_gradcam`` / ``sampled_gradcampp`` - sampled-loss grad-weights with top-M channels
   (Chen §3.2) over triplets (:class:`TripletSampler`) or rank pairs (:class:`RankPairSampler`);
+* :class:`SignedPairGradCAM` - signed Grad-CAM of the rank-pair logit margin (not in the
+  registry: its map is signed, :func:`signed_maps`);
 * ``transfer`` - grad-weight database and weight transfer (Chen §3.3);
 * ``embeddingcam_point`` / ``embeddingcam_mean`` - EmbeddingCAM (Bachhawat eq. 9-12);
 * ``l2caf`` - L2-CAF, class-oblivious and class-specific, fast and vanilla (Taha eq. 1-3);
@@ -29,6 +31,7 @@ from houseprice.explain.base import (
     GradPass,
     LowRes,
     normalize_maps,
+    signed_maps,
     top_m_weights,
     upsample,
     weighted_sum,
@@ -50,6 +53,8 @@ from houseprice.explain.metrics import (
     box_masks,
     heatmap_ratio_in_box,
     heatmap_ratio_in_mask,
+    pointing_game,
+    signed_mass_in_mask,
     threshold_sweep,
     wsol_accuracy,
     wsol_boxes,
@@ -75,6 +80,7 @@ from houseprice.explain.sampled import (
     SampledGradCAMPlusPlus,
     TripletSampler,
 )
+from houseprice.explain.signed import SignedPairGradCAM
 from houseprice.explain.targets import (
     ClassTarget,
     EmbeddingSumTarget,
@@ -108,6 +114,7 @@ __all__ = [
     "RetrievalGradCAM",
     "SampledGradCAM",
     "SampledGradCAMPlusPlus",
+    "SignedPairGradCAM",
     "SimilarityTarget",
     "TransferSource",
     "TripletSampler",
@@ -127,9 +134,12 @@ __all__ = [
     "method_specs",
     "methods_for",
     "normalize_maps",
+    "pointing_game",
     "register",
     "registered",
     "report_order",
+    "signed_maps",
+    "signed_mass_in_mask",
     "threshold_sweep",
     "top_m_weights",
     "unregister",

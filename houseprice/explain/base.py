@@ -114,6 +114,15 @@ def upsample(raw: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(raw[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
+def signed_maps(linear: Tensor, size: tuple[int, int]) -> Tensor:
+    """Signed ``(B, h, w)`` maps (``sum_k w_k A^k`` without the ReLU) -> ``(B, H, W)`` in
+    ``[-1, 1]``: bilinear upsampling, then division by the per-map largest magnitude (the sign
+    and the positive/negative mass proportions are kept; an all-zero map stays zero)."""
+    up = upsample(linear.float(), size)
+    top = up.flatten(1).abs().amax(dim=1)[:, None, None]
+    return torch.where(top > 0, up / torch.where(top > 0, top, 1.0), 0.0).clamp(-1.0, 1.0)
+
+
 def class_indices(target: Any, batch: int, device: torch.device) -> Tensor:
     """Turn an int / sequence / integer tensor into a ``(B,)`` LongTensor of class indices."""
     if isinstance(target, bool):

@@ -1,7 +1,8 @@
 """Grad-weight database (Chen §3.3, §4.1 storage analysis).
 
 :class:`GradWeightDatabase` stores, per training image, its embedding ``(D,)``, the ids of its
-top-M channels ``(M,)`` and their grad-weights ``(M,)`` (plus optional labels). A query
+top-M channels ``(M,)`` and their grad-weights ``(M,)`` (plus optional labels and optional
+dense *signed* weights ``(C,)`` of every channel, for signed maps). A query
 embedding finds its nearest entry (:mod:`houseprice.explain.neighbours`), whose weights
 :class:`~houseprice.explain.transfer.WeightTransferCAM` renders with a forward pass only. The
 database can be compressed with k-means to ``K`` centres with averaged weights, and
@@ -41,6 +42,7 @@ class QueryResult:
     distances: Tensor  # (Q,) Euclidean distance in the (normalised) embedding space
     channels: Tensor  # (Q, M) int64 channel ids of the entry's top-M weights
     weights: Tensor  # (Q, M) float32 grad-weights
+    signed: Tensor | None = None  # (Q, C) float32 signed weights of every channel, if stored
 
 
 def _top_m(weights: Tensor, m: int) -> tuple[Tensor, Tensor]:
@@ -79,6 +81,8 @@ class GradWeightDatabase:
         weights: ``(N, M)`` grad-weights of those channels.
         n_channels: ``C``, the number of channels of the explained layer.
         labels: optional ``(N,)`` integer labels.
+        signed: optional ``(N, C)`` signed weights of every channel (kept whole: a signed map
+            needs the negative channels that a top-M by value drops).
         normalize: L2-normalise stored and query embeddings (nearest neighbour by cosine).
         index: ``"exact"`` (default) or ``"ivf"`` (approximate, faiss; for large databases).
         nlist: IVF lists (default ``2 sqrt(N)``, at most ``N / 39``); nprobe: lists searched
@@ -93,6 +97,7 @@ class GradWeightDatabase:
         n_channels: int,
         labels: Tensor | None = None,
         *,
+        signed: Tensor | None = None,
         normalize: bool = True,
         index: IndexKind = "exact",
         nlist: int | None = None,
@@ -118,8 +123,15 @@ class GradWeightDatabase:
             if labels.shape != (n,) or labels.is_floating_point():
                 raise ValueError(f"labels must be integers of shape ({n},)")
             labels = labels.long()
+        if signed is not None:
+            signed = torch.as_tensor(signed).detach().float().cpu()
+            if signed.shape != (n, n_channels):
+                raise ValueError(
+                    f"signed weights must have shape ({n}, {n_channels}), got {tuple(signed.shape)}"
+                )
         if index not in ("exact", "ivf"):
             raise ValueError(f"index must be 'exact' or 'ivf', got {index!r}")
+        self.signed = signed
         self.embeddings = F.normalize(embeddings, dim=1) if normalize else embeddings
         self.channels = channels
         self.weights = weights
@@ -140,10 +152,12 @@ class GradWeightDatabase:
         *,
         top_m: int = 50,
         labels: Tensor | None = None,
+        signed: Tensor | None = None,
         normalize: bool = True,
         index: IndexKind = "exact",
     ) -> GradWeightDatabase:
-        """Database from embeddings ``(N, D)`` and dense channel weights ``(N, C)``."""
+        """Database from embeddings ``(N, D)`` and dense channel weights ``(N, C)`` (and
+        optional dense signed weights ``(N, C)``)."""
         weights = torch.as_tensor(weights).detach().float().cpu()
         if weights.ndim != 2:
             raise ValueError(f"weights must have shape (N, C), got {tuple(weights.shape)}")
@@ -156,6 +170,7 @@ class GradWeightDatabase:
             values,
             weights.shape[1],
             labels,
+            signed=signed,
             normalize=normalize,
             index=index,
         )
@@ -266,6 +281,7 @@ class GradWeightDatabase:
             distances=torch.from_numpy(np.asarray(dist, dtype=np.float32)),
             channels=self.channels[indices],
             weights=self.weights[indices],
+            signed=None if self.signed is None else self.signed[indices],
         )
 
     def dense_weights(self, indices: Tensor | None = None) -> Tensor:
@@ -295,11 +311,16 @@ class GradWeightDatabase:
             votes = torch.bincount(assign * n_labels + offset, minlength=n_clusters * n_labels)
             labels = votes.view(n_clusters, n_labels).argmax(dim=1) + self.labels.min()
         centres = torch.from_numpy(kmeans.cluster_centers_.astype(np.float32))
+        signed = None
+        if self.signed is not None:  # cluster means of the signed weights
+            signed = torch.zeros(n_clusters, self.n_channels).index_add_(0, assign, self.signed)
+            signed = signed / counts[:, None].float()
         return GradWeightDatabase.build(
             centres,
             sums / counts[:, None].float(),
             top_m=self.top_m,
             labels=labels,
+            signed=signed,
             normalize=self.normalize,
             index=self.index_kind,
         )
@@ -316,6 +337,8 @@ class GradWeightDatabase:
         }
         if self.labels is not None:
             tensors["labels"] = self.labels.contiguous()
+        if self.signed is not None:
+            tensors["signed"] = self.signed.contiguous()
         tensor_path = folder / f"{name}.safetensors"
         _atomic_write(tensor_path, lambda tmp: save_file(tensors, tmp))
         meta = {
@@ -329,6 +352,7 @@ class GradWeightDatabase:
             "n_channels": self.n_channels,
             "normalize": self.normalize,
             "has_labels": self.labels is not None,
+            "has_signed": self.signed is not None,
             "index": self.index_kind,
             "nlist": self.nlist,
             "nprobe": self.nprobe,
@@ -380,6 +404,7 @@ class GradWeightDatabase:
             tensors["weights"],
             int(meta["n_channels"]),
             tensors.get("labels"),
+            signed=tensors.get("signed"),
             normalize=bool(meta["normalize"]),
             index=meta.get("index", "exact"),
             nlist=meta.get("nlist"),

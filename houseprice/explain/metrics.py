@@ -4,7 +4,12 @@
   by the total mass, per image;
 * weakly supervised localisation (WSOL, Chen §4.1): binarise at ``t * max``, keep the largest
   connected component (8-connected, ``scipy.ndimage.label``), take its bounding box, count a
-  hit when IoU with the ground-truth box is at least 0.5; and a sweep over thresholds.
+  hit when IoU with the ground-truth box is at least 0.5; and a sweep over thresholds;
+* pointing game (Zhang et al. 2018, "Top-down neural attention by excitation backprop", §4.1):
+  a hit when the map's maximum lies within a pixel tolerance of the mask (15 px at 224 px in
+  the paper); ties among maximal pixels count as the share of tied pixels that hit, i.e. the
+  expected hit of a uniformly random tie-break (a constant map scores the chance rate);
+* signed mass: positive and negative mass of a signed map inside a mask (sign agreement).
 
 Inputs are numpy arrays or torch tensors, batched: maps ``(B, H, W)``, boxes ``(B, 4)`` as
 ``(x0, y0, x1, y1)`` in continuous pixel coordinates (pixel ``(row i, col j)`` covers
@@ -146,3 +151,47 @@ def threshold_sweep(
         "accuracy": (ious >= iou).mean(axis=1),
         "mean_iou": ious.mean(axis=1),
     }
+
+
+def _masks_like(m: np.ndarray, masks: ArrayLike) -> np.ndarray:
+    k = _np(masks).astype(bool)
+    if k.shape != m.shape:
+        raise ValueError(f"masks must have the maps' shape {m.shape}, got {k.shape}")
+    return k
+
+
+def pointing_game(
+    maps: ArrayLike, masks: ArrayLike, tolerance: float = 0.0, *, rtol: float = 1e-6
+) -> np.ndarray:
+    """Pointing-game hit ``(B,)`` in [0, 1] (Zhang et al. 2018 §4.1).
+
+    A maximal pixel hits when a mask pixel lies within ``tolerance`` pixels (Euclidean, pixel
+    centres) of it. Pixels within ``rtol * max`` of the maximum are tied; the hit is the share
+    of tied pixels that hit (1 or 0 for a single maximum). An empty mask gives NaN.
+    """
+    m = _maps(maps)
+    k = _masks_like(m, masks)
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    out = np.full(m.shape[0], np.nan)
+    for i in range(m.shape[0]):
+        if not k[i].any():
+            continue
+        near = ndimage.distance_transform_edt(~k[i]) <= tolerance  # within tolerance of mask
+        peak = m[i].max()
+        tied = m[i] >= peak - rtol * max(abs(peak), 1e-12)
+        out[i] = float(near[tied].mean())
+    return out
+
+
+def signed_mass_in_mask(maps: ArrayLike, masks: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Positive and negative mass of signed maps inside each mask: ``(pos (B,), neg (B,))``.
+
+    ``neg`` is the magnitude of the negative part (>= 0); the map's mass on the mask is
+    "more negative than positive" when ``neg > pos``.
+    """
+    m = _maps(maps)
+    k = _masks_like(m, masks)
+    pos = (np.clip(m, 0.0, None) * k).sum(axis=(1, 2))
+    neg = (np.clip(-m, 0.0, None) * k).sum(axis=(1, 2))
+    return pos, neg

@@ -227,6 +227,29 @@ class RankPairSampler:
 
         return objective
 
+    def bind_margins(self, anchors: Tensor) -> PairObjective:
+        """Like :meth:`bind`, but the objective returns the pair-logit *margins*
+        ``head(f_i - f_j)[1] - head(f_i - f_j)[0]`` (the log-odds that anchor ``i`` ranks above
+        partner ``j``) instead of the loss: a target whose increase means "ranked higher",
+        whatever the anchor's own score (the loss gradient flips sign with ``y_ij``)."""
+        anchor_scores = _anchor_values(anchors, True, "rank-pair anchors (scores)").float()
+        batch, dim = anchor_scores.shape[0], self.features.shape[1]
+
+        def objective(output: Tensor) -> tuple[Tensor, Tensor]:
+            f = _anchor_view(output, batch, dim)  # (B, S', D)
+            features = self.features.to(f.device, f.dtype)
+            far = torch.cdist(f[:, 0].detach(), features) > self.exclude_radius
+            scores = self.scores.to(f.device)
+            candidates = far & (scores[None] != anchor_scores.to(f.device)[:, None])
+            generator = torch.Generator(device=f.device).manual_seed(self.seed)
+            j, valid = _sample_without_replacement(candidates, self.n_samples, generator)
+            logits = self.pair_head(f - features[j])  # (B, S, 2)
+            if logits.ndim != 3 or logits.shape[-1] != 2:
+                raise ValueError("signed rank-pair margins need a pair head with 2 logits")
+            return (logits[..., 1] - logits[..., 0]) * valid, valid
+
+        return objective
+
 
 class SampledGradCAM(Explainer):
     """Grad-weights averaged over sampled partner losses, top-M channels (Chen §3.2).

@@ -34,6 +34,9 @@ class WeightTransferCAM(Explainer):
     Args:
         database: a :class:`GradWeightDatabase` built for the same ``target_layer``.
         embed: maps the model output to the ``(B, D)`` query embedding (default: the output).
+        signed: transfer the neighbour's signed weights of every channel instead (the database
+            must hold them); ``linear`` is then the signed map ``sum_k w_k A^k`` and ``raw``
+            its positive part.
 
     ``target``: ``None``, or precomputed ``(B, D)`` query embeddings.
     """
@@ -47,13 +50,17 @@ class WeightTransferCAM(Explainer):
         database: GradWeightDatabase,
         *,
         embed: Callable[[Any], Tensor] | None = None,
+        signed: bool = False,
         normalize: Normalize = "max",
     ) -> None:
         super().__init__(model, target_layer, normalize=normalize)
         if not isinstance(database, GradWeightDatabase):
             raise TypeError(f"database must be a GradWeightDatabase, got {type(database).__name__}")
+        if signed and database.signed is None:
+            raise ValueError("signed=True needs a database built with signed weights")
         self.database = database
         self.embed = embed
+        self.signed = signed
 
     def _compute(self, x: Tensor, target: Target) -> LowRes:
         activations, output = self.forward_activations(x)  # (B, C, h, w)
@@ -74,10 +81,14 @@ class WeightTransferCAM(Explainer):
                 "the embedding from the model output"
             )
         found = self.database.query(query)
-        channels = found.channels.to(activations.device)
-        weights = torch.zeros(
-            x.shape[0], activations.shape[1], device=activations.device, dtype=activations.dtype
-        ).scatter_(1, channels, found.weights.to(activations.device, activations.dtype))
+        if self.signed:
+            assert found.signed is not None
+            weights = found.signed.to(activations.device, activations.dtype)
+        else:
+            channels = found.channels.to(activations.device)
+            weights = torch.zeros(
+                x.shape[0], activations.shape[1], device=activations.device, dtype=activations.dtype
+            ).scatter_(1, channels, found.weights.to(activations.device, activations.dtype))
         linear = weighted_sum(activations, weights)
         return LowRes(
             raw=linear.clamp_min(0.0),

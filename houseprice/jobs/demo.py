@@ -129,6 +129,7 @@ def run_demo(
         device=device,
         progress=progress,
         test_only=True,
+        label_masks=city / "masks",  # per-driver scores (the import keeps only the evidence)
     )
     t["explain"] = time.perf_counter() - t0
     write_manifest(out, kind="houseprice-demo", version=1, files=tree_files(out))

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from houseprice.artifacts import (
     atomic_directory,
@@ -49,6 +48,10 @@ class ExplainResult:
     frame: pd.DataFrame
 
 
+#: Houses whose tiles are read, explained and written together (memory is flat in N).
+CHUNK = 512
+
+
 def _write_heatmaps(
     model: HousePriceModel,
     ds: Dataset,
@@ -57,41 +60,57 @@ def _write_heatmaps(
     *,
     device: str,
     progress: bool,
-) -> None:
+    chunk: int = CHUNK,
+) -> bool:
     """Transfer heatmaps for every row with a usable tile; overlay + heatmap PNG per house.
 
-    ``frame`` gets the files' paths relative to ``out`` (``overlays/<id>.png``) and the id of
-    the database neighbour whose grad-weights were transferred.
+    Rows are processed ``chunk`` at a time (read tiles, transfer, write PNGs), so memory does
+    not grow with the table. The maps are signed (two colours, "raises price" / "lowers
+    price") when the database holds signed weights, else relevance maps as before; returns
+    whether they were signed. ``frame`` gets the files' paths relative to ``out``
+    (``overlays/<id>.png``) and the id of the database neighbour whose weights were used.
     """
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from houseprice.maps import heatmap_overlay, save_overlay_png
+    from houseprice.maps.overlay import heatmap_overlay, save_overlay_png, signed_overlay
 
     dev = resolve_device(device)
     net = explained_net(model).to(dev)
     db, cfg = load_database(model)
+    signed = db.signed is not None
     assert ds.tiles is not None  # a model with visual features was trained on tiles
-    tiles = ds.tiles.read(ds.records, model.config.siamese.image_size, warn=False)
-    idx = np.flatnonzero(tiles.ok)
-    maps, neigh = (
-        transfer_maps(net, db, tiles.pixels[idx], cfg.key, device=dev)
-        if len(idx)
-        else (torch.zeros(0), torch.zeros(0, dtype=torch.long))
-    )
-    net.to("cpu")
     db_ids = database_ids(model)
     ids = frame["house_id"].astype(str).to_numpy()
     (out / "overlays").mkdir(parents=True, exist_ok=True)
     (out / "heatmaps").mkdir(parents=True, exist_ok=True)
-    for k, i in enumerate(tqdm(idx, desc="overlays", disable=not progress, leave=False)):
-        tile, hm = tiles.pixels[i], maps[k].numpy()
-        name = f"{safe_name(ids[i])}.png"
-        save_overlay_png(tile, hm, out / "overlays" / name, colorbar=True, title=ids[i])
-        Image.fromarray(heatmap_overlay(tile, hm)).save(out / "heatmaps" / name)
-        frame.loc[frame.index[i], "overlay"] = f"overlays/{name}"
-        frame.loc[frame.index[i], "heatmap"] = f"heatmaps/{name}"
-        frame.loc[frame.index[i], "neighbour"] = db_ids[int(neigh[k])]
+    size = model.config.siamese.image_size
+    bar = tqdm(total=len(ds.records), desc="overlays", disable=not progress, leave=False)
+    for start in range(0, len(ds.records), chunk):
+        part = ds.records.iloc[start : start + chunk]
+        tiles = ds.tiles.read(part, size, warn=False)
+        idx = np.flatnonzero(tiles.ok)
+        bar.update(len(part))
+        if not len(idx):
+            continue
+        maps, neigh = transfer_maps(
+            net, db, tiles.pixels[idx], cfg.key, device=dev, layer=cfg.layer, signed=signed
+        )
+        for k, j in enumerate(idx):
+            i = start + int(j)
+            tile, hm = tiles.pixels[j], maps[k].numpy()
+            name = f"{safe_name(ids[i])}.png"
+            save_overlay_png(
+                tile, hm, out / "overlays" / name, colorbar=True, title=ids[i], signed=signed
+            )
+            pixel = signed_overlay(tile, hm) if signed else heatmap_overlay(tile, hm)
+            Image.fromarray(pixel).save(out / "heatmaps" / name)
+            frame.loc[frame.index[i], "overlay"] = f"overlays/{name}"
+            frame.loc[frame.index[i], "heatmap"] = f"heatmaps/{name}"
+            frame.loc[frame.index[i], "neighbour"] = db_ids[int(neigh[k])]
+    bar.close()
+    net.to("cpu")
+    return signed
 
 
 def _scorable(model: HousePriceModel, ds: Dataset) -> bool:
@@ -132,12 +151,14 @@ def explain_table(
     test_only: bool = False,
     max_evidence: int = 200,
     overwrite: bool = False,
+    label_masks: str | Path | None = None,
 ) -> ExplainResult:
     """Price and explain every house of a table: overlays, a table, a map, a score report.
 
     ``out_dir`` is written atomically (an existing one is replaced only with ``overwrite`` and
     only if houseprice wrote it). Paths in ``explanations.csv`` are relative to ``out_dir``; the
-    returned frame holds absolute ones.
+    returned frame holds absolute ones. ``label_masks``: folder of the synthetic city's label
+    masks for the per-driver scores (default ``<table folder>/masks``; skipped without them).
     """
     model = HousePriceModel.load(model_dir)
     full = load_any(table, purpose="predict")
@@ -166,18 +187,24 @@ def explain_table(
         frame["heatmap"] = None
         frame["overlay"] = None
         frame["neighbour"] = None
+        signed = False
         if model.featurizer is not None:
-            _write_heatmaps(model, ds, frame, tmp, device=device, progress=progress)
+            signed = _write_heatmaps(model, ds, frame, tmp, device=device, progress=progress)
         write_csv(frame.drop(columns=model.visual_columns), tmp / "explanations.csv")
         if _scorable(model, full):
             report = evidence_scores(
-                model, full, max_houses=max_evidence, device=device, progress=progress
+                model,
+                full,
+                max_houses=max_evidence,
+                device=device,
+                progress=progress,
+                label_masks=label_masks,
             )
             atomic_write_json(tmp / "report.json", report)
             atomic_write_text(tmp / "report.md", evidence_markdown(report))
         if map_path is not None:
             target = tmp / map_path.relative_to(out) if inside else map_path
-            page = _render_map(model, ds, frame, tmp, target, overwrite=overwrite)
+            page = _render_map(model, ds, frame, tmp, target, overwrite=overwrite, signed=signed)
             if inside:  # the page moves with the folder
                 page = out / page.relative_to(tmp)
     for col in ("overlay", "heatmap"):
@@ -212,10 +239,13 @@ def _render_map(
     target: Path,
     *,
     overwrite: bool = False,
+    signed: bool = False,
 ) -> Path:
     """The offline map; returns the page to open (the file, or ``<name>/index.html`` for a
-    folder map above ``FOLDER_THRESHOLD`` houses)."""
+    folder map above ``FOLDER_THRESHOLD`` houses). ``signed``: the heatmaps are two-colour
+    signed maps (the legend's colour bar uses the same diverging scale)."""
     from houseprice.maps import render_valuation_map
+    from houseprice.maps.overlay import SIGNED_CMAP
 
     # The popup lists every column: leave out machine data (paths of the overlays, the raw
     # 4-d features) that means nothing to the reader of a shared map.
@@ -229,6 +259,7 @@ def _render_map(
         target,
         tile_meters=float(model.tile_meters or 70.0),
         title="houseprice valuations",
+        heatmap_cmap=SIGNED_CMAP if signed else "jet",
         overwrite=overwrite,
         folder_threshold=FOLDER_THRESHOLD,
     )

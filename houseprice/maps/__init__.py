@@ -7,7 +7,13 @@ folium elements), ``render`` (``render_valuation_map`` and the legend), ``assets
 Leaflet), ``overlay`` (heatmap-on-tile images), ``browser`` (headless Chromium checks).
 """
 
-from houseprice.maps.overlay import heatmap_overlay, overlay_figure, save_overlay_png
+from houseprice.maps.overlay import (
+    SIGNED_CMAP,
+    heatmap_overlay,
+    overlay_figure,
+    save_overlay_png,
+    signed_overlay,
+)
 from houseprice.maps.payload import (
     OUTCOMES,
     MapStyle,
@@ -20,6 +26,7 @@ from houseprice.maps.render import MAP_FOLDER_KIND, folder_for, render_valuation
 __all__ = [
     "MAP_FOLDER_KIND",
     "OUTCOMES",
+    "SIGNED_CMAP",
     "MapStyle",
     "Outcome",
     "classify_outcome",
@@ -28,5 +35,6 @@ __all__ = [
     "overlay_figure",
     "render_valuation_map",
     "save_overlay_png",
+    "signed_overlay",
     "tile_footprint_bounds",
 ]

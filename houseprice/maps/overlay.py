@@ -5,6 +5,12 @@ array, ``overlay_figure`` draws it with a colour bar labelled "relevance", and
 ``save_overlay_png`` writes either the pixel-aligned blend (same size as the tile, what the
 map places at the tile's ground footprint) or the annotated figure. Matplotlib is used
 through its object API on the Agg canvas, so no global pyplot state or display is involved.
+
+Signed explanations (values in ``[-1, 1]``: positive raises the price, negative lowers it) are
+drawn in two colours by ``signed_overlay`` (:data:`RAISES_RGB` / :data:`LOWERS_RGB`, opacity
+growing with the magnitude, so the tile shows where nothing moved the price); the annotated
+PNG (``save_overlay_png(..., signed=True)``) carries a legend "raises price" / "lowers price".
+:data:`SIGNED_CMAP` is the same diverging scale as a matplotlib colormap (for colour bars).
 """
 
 from __future__ import annotations
@@ -16,15 +22,38 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Colormap, Normalize
+from matplotlib.colors import Colormap, LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 
 from houseprice.artifacts import atomic_write_bytes
 
-__all__ = ["heatmap_overlay", "overlay_figure", "save_overlay_png"]
+__all__ = [
+    "LOWERS_RGB",
+    "RAISES_RGB",
+    "SIGNED_CMAP",
+    "heatmap_overlay",
+    "overlay_figure",
+    "save_overlay_png",
+    "signed_overlay",
+]
 
 _RANGE_TOLERANCE = 1e-6
+RAISES_RGB = (215, 48, 39)  # "raises price" (ColorBrewer RdYlBu red)
+LOWERS_RGB = (49, 130, 189)  # "lowers price" (ColorBrewer blue)
+#: Name of the registered diverging colormap: LOWERS_RGB at 0, white at 0.5, RAISES_RGB at 1.
+SIGNED_CMAP = "houseprice_signed"
+if SIGNED_CMAP not in colormaps:
+    colormaps.register(
+        LinearSegmentedColormap.from_list(
+            SIGNED_CMAP,
+            [
+                tuple(c / 255 for c in LOWERS_RGB),
+                (1.0, 1.0, 1.0),
+                tuple(c / 255 for c in RAISES_RGB),
+            ],
+        )
+    )
 
 
 def _colormap(cmap: str) -> Colormap:
@@ -60,6 +89,33 @@ def _check_inputs(tile_rgb: np.ndarray, heatmap: np.ndarray, alpha: float) -> np
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     return np.clip(values, 0.0, 1.0)
+
+
+def _check_signed(tile_rgb: np.ndarray, signed: np.ndarray, alpha: float) -> np.ndarray:
+    """Validate like :func:`_check_inputs` for a signed map in ``[-1, 1]``."""
+    if not isinstance(signed, np.ndarray):
+        raise ValueError(f"signed heatmap must be an array, got {type(signed).__name__}")
+    if np.isfinite(signed).all() and np.abs(signed).max(initial=0.0) > 1.0 + _RANGE_TOLERANCE:
+        raise ValueError(
+            f"signed heatmap values must lie in [-1, 1], got [{signed.min():.4g}, "
+            f"{signed.max():.4g}]; divide by the largest magnitude first"
+        )
+    _check_inputs(tile_rgb, np.abs(signed), alpha)  # shape, dtype, finite
+    return np.clip(signed.astype(np.float64), -1.0, 1.0)
+
+
+def signed_overlay(tile_rgb: np.ndarray, signed: np.ndarray, *, alpha: float = 0.7) -> np.ndarray:
+    """Two-colour blend of a signed map ``(H, W)`` in ``[-1, 1]`` over the tile.
+
+    Pixel colour ``(1 - a) * tile + a * c`` with ``a = alpha * |v|`` and ``c`` =
+    :data:`RAISES_RGB` where ``v > 0`` (raises the price), :data:`LOWERS_RGB` where ``v < 0``.
+    """
+    values = _check_signed(tile_rgb, signed, alpha)
+    colour = np.where(values[..., None] >= 0, RAISES_RGB, LOWERS_RGB) / 255.0  # (H, W, 3)
+    a = alpha * np.abs(values)[..., None]
+    tile = tile_rgb.astype(np.float64) / 255.0
+    blended = (1.0 - a) * tile + a * colour
+    return np.clip(np.rint(blended * 255.0), 0, 255).astype(np.uint8)
 
 
 def heatmap_overlay(
@@ -123,19 +179,27 @@ def save_overlay_png(
     title: str | None = None,
     alpha: float = 0.5,
     cmap: str = "jet",
+    signed: bool = False,
 ) -> Path:
     """Write the overlay as a PNG (atomically) and return its path.
 
     With ``colorbar=False`` and no title the PNG is the blended array itself, pixel-aligned
     with the tile (same H x W): this is the form ``render_valuation_map`` needs, since it
-    places the image at the tile's ground footprint. Otherwise a matplotlib figure with the
-    colour bar labelled "relevance" and the title is written.
+    places the image at the tile's ground footprint. Otherwise the enlarged overlay with the
+    colour bar labelled "relevance" and the title is written. ``signed``: ``heatmap`` is in
+    ``[-1, 1]`` and drawn by :func:`signed_overlay` (``alpha`` is its opacity at ``|v| = 1``),
+    with a "raises price" / "lowers price" legend instead of the colour bar.
     """
     out = Path(path)
     buffer = io.BytesIO()
-    blended = heatmap_overlay(tile_rgb, heatmap, alpha=alpha, cmap=cmap)
+    if signed:
+        blended = signed_overlay(tile_rgb, heatmap, alpha=alpha)
+    else:
+        blended = heatmap_overlay(tile_rgb, heatmap, alpha=alpha, cmap=cmap)
     if not colorbar and not title:
         Image.fromarray(blended).save(buffer, format="PNG")
+    elif signed:
+        _signed_panel(blended, legend=colorbar, title=title).save(buffer, "PNG")
     else:
         _overlay_panel(blended, colorbar=colorbar, title=title, cmap=cmap).save(buffer, "PNG")
     atomic_write_bytes(out, buffer.getvalue())
@@ -174,4 +238,32 @@ def _overlay_panel(
         label = Image.new("RGB", (img.height, 12), "white")
         ImageDraw.Draw(label).text((img.height // 2 - 24, 0), "relevance", fill="black", font=font)
         canvas.paste(label.rotate(90, expand=True), (x0 + bar_w + 26, y0))
+    return canvas
+
+
+def _signed_panel(
+    blended: np.ndarray, *, legend: bool, title: str | None, min_px: int = 256
+) -> Image.Image:
+    """The signed overlay enlarged to at least ``min_px``, a title and a two-colour legend."""
+    from PIL import ImageDraw, ImageFont
+
+    h, w = blended.shape[:2]
+    scale = max(1, -(-min_px // max(h, w)))
+    img = Image.fromarray(blended).resize((w * scale, h * scale), Image.NEAREST)
+    font = ImageFont.load_default()
+    top, right = (18 if title else 6), (96 if legend else 6)
+    canvas = Image.new("RGB", (img.width + 6 + right, img.height + top + 6), "white")
+    canvas.paste(img, (6, top))
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((6, 3), title[:60], fill="black", font=font)
+    if legend:
+        x0 = img.width + 14
+        for k, (rgb, label) in enumerate(
+            ((RAISES_RGB, "raises price"), (LOWERS_RGB, "lowers price"))
+        ):
+            y = top + 4 + 20 * k
+            draw.rectangle((x0, y, x0 + 12, y + 12), fill=rgb, outline="black")
+            draw.text((x0 + 17, y + 1), label, fill="black", font=font)
+        draw.text((x0, top + 48), "opacity = |effect|", fill="black", font=font)
     return canvas

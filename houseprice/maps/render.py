@@ -52,6 +52,7 @@ from houseprice.maps.layers import (
     offline_map,
     render_page,
 )
+from houseprice.maps.overlay import SIGNED_CMAP
 from houseprice.maps.payload import (
     OUTCOMES,
     MapStyle,
@@ -75,8 +76,17 @@ def legend_html(
     style: MapStyle,
     n_heatmaps: int,
 ) -> str:
-    """The legend: title, houses per outcome, the relevance colour bar and how to show it."""
+    """The legend: title, houses per outcome, the heatmap colour bar and how to show it.
+
+    A signed heatmap (``heatmap_cmap == SIGNED_CMAP``) reads "lowers price … raises price".
+    """
     cmap = colormaps[heatmap_cmap]
+    signed = heatmap_cmap == SIGNED_CMAP
+    kind, low, high = (
+        ("signed heatmap", "lowers price", "raises price")
+        if signed
+        else ("relevance heatmap", "low", "high")
+    )
     positions = np.linspace(0.0, 1.0, style.colorbar_stops)
     gradient = ", ".join(f"{to_hex(cmap(p))} {100 * p:.0f}%" for p in positions)
     items = "".join(
@@ -89,9 +99,9 @@ def legend_html(
         f'<div class="hp-legend-title">{html.escape(title)}</div>'
         f'<div class="hp-legend-sub">{total:,} houses · error = predicted / sold − 1</div>'
         f"<ul>{items}</ul>"
-        f'<div class="hp-legend-sub">relevance heatmap ({n_heatmaps:,} houses)</div>'
+        f'<div class="hp-legend-sub">{kind} ({n_heatmaps:,} houses)</div>'
         f'<div class="hp-colorbar" style="background: linear-gradient(to right, {gradient})">'
-        '</div><div class="hp-colorbar-ticks"><span>low</span><span>high</span></div>'
+        f'</div><div class="hp-colorbar-ticks"><span>{low}</span><span>{high}</span></div>'
         '<div class="hp-legend-note">Tick “relevance heatmaps” in the layer control to draw '
         "each heatmap over its tile’s ground footprint "
         f"({html.escape(f'{tile_meters:g}')} m square).</div>"

@@ -1,15 +1,18 @@
 """How well house explanations point at the evidence: scores against the generator's masks.
 
 On the synthetic city every tile has an *evidence mask* (the objects that moved the price).
-:func:`evidence_scores` compares, on unseen (test) houses whose mask is non-empty, the share of
-heatmap mass inside the mask for weight transfer (for each search key), every registry method
-that can explain the rank-siamese net (:func:`house_methods`), the image-independent centre
-prior and uniform. :func:`evidence_markdown` renders the report.
+:func:`evidence_scores` compares, on unseen (test) houses whose mask is non-empty (or on
+validation houses, where choices are made), the share of heatmap mass inside the mask and the
+pointing game for weight transfer (for each search key), every registry method that can
+explain the rank-siamese net (:func:`house_methods`), the image-independent centre prior and
+uniform; per driver (:mod:`houseprice.valuation.drivers`) and, for signed maps, by sign.
+:func:`evidence_markdown` renders the report.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,21 +29,46 @@ from houseprice.explain import (
     heatmap_ratio_in_mask,
     make_explainer,
     methods_for,
+    pointing_game,
+    signed_maps,
 )
 from houseprice.runtime import resolve_device
+from houseprice.valuation.drivers import (
+    driver_effects,
+    driver_scores,
+    label_mask_dir,
+    pointing_tolerance,
+    read_label_masks,
+    sign_agreement,
+    split_evidence,
+)
+from houseprice.valuation.evidence_report import evidence_markdown
 from houseprice.valuation.gradweights import (
     ExplainConfig,
     KeyKind,
+    database_ids,
+    explain_layer,
     explained_net,
     load_database,
+    rekeyed,
     sampled_explainer,
-    search_keys,
+    signed_explainer,
     tile_batches,
     training_tiles,
     transfer_maps,
+    without_entries,
 )
 from houseprice.valuation.model import HousePriceModel
 from houseprice.vision.siamese import RankSiamese
+
+__all__ = [
+    "centre_prior_maps",
+    "evidence_houses",
+    "evidence_markdown",
+    "evidence_scores",
+    "house_methods",
+    "method_maps",
+]
 
 #: The registry tag of the methods compared on houses (``houseprice.explain.registry``).
 HOUSE_TAG = "rank-pairs"
@@ -73,19 +101,21 @@ def _house_explainer(
     cfg: ExplainConfig,
     device: torch.device,
 ) -> Any:
-    """Build a registry method for the siamese net with the resources it asks for."""
+    """Build a registry method for the siamese net with the resources it asks for, at the
+    database's layer (``cfg.layer``)."""
     spec = get_method(method)
+    layer = explain_layer(net, cfg)
     if "sampler" in spec.needs:  # rank pairs of reference houses (Chen §4.2)
-        if spec.name == "sampled_gradcam":  # the grad-weight database's own explainer
-            return sampled_explainer(net, ref_tiles, ref_scores, cfg, device)
         explainer = sampled_explainer(net, ref_tiles, ref_scores, cfg, device)
-        return make_explainer(method, net, net.target_layer, sampler=explainer.sampler)
+        if spec.name == "sampled_gradcam":  # the grad-weight database's own explainer
+            return explainer
+        return make_explainer(method, net, layer, sampler=explainer.sampler)
     kwargs: dict[str, Any] = {}
     if "head" in spec.keywords:
-        kwargs["head"] = net.forward_head
+        kwargs["head"] = net.head_from(cfg.layer)
     if spec.name == "l2caf":
         kwargs["config"] = L2CAFConfig(max_iter=300)
-    return make_explainer(method, net, net.target_layer, **kwargs)  # e.g. EmbeddingCAM eq. 11
+    return make_explainer(method, net, layer, **kwargs)  # e.g. EmbeddingCAM eq. 11
 
 
 def method_maps(
@@ -111,6 +141,27 @@ def method_maps(
     return torch.cat(maps)
 
 
+def direct_signed_maps(
+    net: RankSiamese,
+    tiles: np.ndarray,
+    scores: np.ndarray,
+    *,
+    ref_tiles: np.ndarray,
+    ref_scores: np.ndarray,
+    cfg: ExplainConfig,
+    device: torch.device,
+    batch_size: int = 64,
+) -> Tensor:
+    """Signed maps ``(N,H,W)`` in [-1, 1] by backprop of the pair-logit margin (no database)."""
+    explainer = signed_explainer(net, ref_tiles, ref_scores, cfg, device)
+    maps = []
+    for x, target in tile_batches(tiles, scores, net, batch_size, device):
+        e = explainer.explain(x, target.to(device))
+        assert e.linear is not None
+        maps.append(signed_maps(e.linear.detach(), (x.shape[-2], x.shape[-1])).cpu())
+    return torch.cat(maps)
+
+
 # σ of the centre-prior baseline as a fraction of the tile side (see centre_prior_maps).
 CENTRE_PRIOR_SIGMA_FRAC = 0.1
 
@@ -130,35 +181,74 @@ def centre_prior_maps(n: int, size: int, sigma_frac: float = CENTRE_PRIOR_SIGMA_
     return np.broadcast_to(g / g.max(), (n, size, size)).astype(np.float32)
 
 
-def evidence_houses(
-    model: HousePriceModel, ds: Dataset, size: int, max_houses: int
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Unseen houses with a non-empty evidence mask and a usable tile: rows, tiles, masks.
+Split = Literal["test", "validation"]
+#: Methods scored on every evidence house (forward pass or no model at all); the others
+#: (backprop, optimisation) on the first ``max_houses`` plus every house with a rare driver.
+CHEAP = ("transfer", "centre_prior", "uniform")
+#: Drivers present in only a few percent of houses (data_specs/synth_city.md): the bounded
+#: methods also score every house that has one, so their per-driver counts are not tiny.
+RARE = ("water", "park", "highway")
 
-    Returns ``(rows, pixels (N, S, S, 3) uint8, masks (N, S, S) bool)``, at most
-    ``max_houses`` of them, in table order.
+
+def evidence_houses(
+    model: HousePriceModel,
+    ds: Dataset,
+    size: int,
+    max_houses: int | None,
+    *,
+    split: Split = "test",
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Houses of ``split`` with a non-empty evidence mask and a usable tile: rows, tiles, masks.
+
+    ``"test"``: houses the model never saw; ``"validation"``: the last 25% by sale date of
+    its training houses (:func:`~houseprice.valuation.evaluate.validation_split`), where
+    choices are made. Returns ``(rows, pixels (N, S, S, 3) uint8, masks (N, S, S) bool)``, at
+    most ``max_houses`` of them (``None``: all), in table order.
     """
     ev_dir = (ds.meta.get("truth") or {}).get("evidence_dir")
     if not ev_dir:
         raise UserInputError("this dataset has no evidence masks (only the synthetic city has)")
     rec = ds.records
-    test = rec[~rec["house_id"].astype(str).isin(set(model.train_ids))]
+    trained = rec["house_id"].astype(str).isin(set(model.train_ids)).to_numpy()
+    if split == "validation":
+        from houseprice.valuation.evaluate import validation_split
+
+        _, val_rows = validation_split(rec, np.flatnonzero(trained))
+        pool = rec.iloc[val_rows]
+    else:
+        pool = rec[~trained]
     ev = {}
-    for hid in test["house_id"].astype(str):
+    for hid in pool["house_id"].astype(str):
         p = ds.root / ev_dir / f"{hid}.png"
         if p.exists():
             m = read_mask(p, size) > 0
             if m.any():
                 ev[hid] = m
-        if len(ev) >= max_houses:
+        if max_houses is not None and len(ev) >= max_houses:
             break
-    rows = test[test["house_id"].astype(str).isin(ev)]
+    rows = pool[pool["house_id"].astype(str).isin(ev)]
     if ds.tiles is None or not len(rows):
-        raise UserInputError(f"{ds.root}: no unseen house has both an evidence mask and a tile")
+        raise UserInputError(f"{ds.root}: no {split} house has both an evidence mask and a tile")
     tiles = ds.tiles.read(rows, size, warn=False)
     rows, pix = rows[tiles.ok], tiles.pixels[tiles.ok]
     masks = np.stack([ev[h] for h in rows["house_id"].astype(str)])
     return rows, pix, masks
+
+
+def _per_driver_masks(
+    ds: Dataset, rows: pd.DataFrame, masks: np.ndarray, label_masks: str | Path | None
+) -> tuple[dict[str, np.ndarray] | None, str | None]:
+    """Per-driver evidence of the scored houses, or ``(None, why not)``."""
+    try:
+        ids = rows["house_id"].astype(str).tolist()
+        labels = read_label_masks(label_mask_dir(ds, label_masks), ids, masks.shape[1])
+        return split_evidence(masks, labels, driver_effects(ds, ids)), None
+    except UserInputError as err:
+        return None, str(err)
+
+
+def _mean_ratio(maps: np.ndarray, masks: np.ndarray) -> float:
+    return float(np.nan_to_num(heatmap_ratio_in_mask(maps, masks), nan=0.0).mean())
 
 
 def evidence_scores(
@@ -169,83 +259,124 @@ def evidence_scores(
     device: str = "cpu",
     keys: tuple[KeyKind, ...] = ("pooled", "visual"),
     progress: bool = False,
+    split: Split = "test",
+    label_masks: str | Path | None = None,
+    methods: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Mean heatmap ratio inside the generator's evidence masks on unseen (test) houses.
+    """Heatmaps against the generator's evidence masks on ``split`` houses (default: test).
 
-    Compares transfer (for each search key), direct sampled-loss Grad-CAM, EmbeddingCAM,
-    L2-CAF, the image-independent centre prior and uniform on test houses whose evidence mask
-    is non-empty.
+    ``evidence_mask_ratio``: mean heatmap share inside the whole evidence mask on the first
+    ``max_houses`` evidence houses, for transfer (each search key), the registry's house
+    methods (direct sampled-loss Grad-CAM, EmbeddingCAM, L2-CAF; ``methods`` to choose), the
+    centre prior and uniform. ``drivers``: per driver, share + pointing game + count; the
+    cheap methods (:data:`CHEAP`) on *every* evidence house, the others on the first
+    ``max_houses`` and every later house with a :data:`RARE` driver. ``signed``: sign
+    agreement of signed transfer and direct signed maps.
+    Label masks come from ``label_masks`` or ``<dataset>/masks``; without them the per-driver
+    parts are skipped (``drivers_skipped`` says why).
     """
-    from tqdm.auto import tqdm
-
     dev = resolve_device(device)
     net = explained_net(model).to(dev)
     db, cfg = load_database(model)
-    ref_tiles, ref_scores = training_tiles(model, ds)
     size = model.config.siamese.image_size
-    rows, pix, masks = evidence_houses(model, ds, size, max_houses)
+    rows, pix, masks = evidence_houses(model, ds, size, None, split=split)
+    nb = min(max_houses, len(rows))
+    drivers, why = _per_driver_masks(ds, rows, masks, label_masks)
+    sel = np.arange(nb)  # houses of the bounded methods: the first nb, then the rare drivers
+    if drivers is not None:
+        rare = np.logical_or.reduce([drivers[d].any(axis=(1, 2)) for d in RARE])
+        sel = np.concatenate([sel, nb + np.flatnonzero(rare[nb:])])
+    # validation houses must not find their own database entries
+    drop = set(rows["house_id"].astype(str)) if split == "validation" else set()
     scores = np.log(rows["price"].to_numpy(np.float64))
-    result: dict[str, Any] = {"n_houses": len(rows), "tile_px": size}
-    ratios: dict[str, float] = {}
-    for key in tqdm(keys, desc="transfer keys", disable=not progress, leave=False):
-        kdb = db
-        if key != cfg.key:  # same grad-weights, other search key
-            kdb = GradWeightDatabase(
-                search_keys(net, ref_tiles, key, device=dev),
-                db.channels,
-                db.weights,
-                db.n_channels,
-                normalize=key == "pooled",
-            )
-        maps, _ = transfer_maps(net, kdb, pix, key, device=dev)
-        ratios[f"transfer_{key}"] = float(heatmap_ratio_in_mask(maps.numpy(), masks).mean())
-    for method in tqdm(
-        house_methods(),
-        desc="methods",
-        disable=not progress,
-        leave=False,
-    ):
-        maps = method_maps(
-            method,
-            net,
-            pix,
-            scores,
-            ref_tiles=ref_tiles,
-            ref_scores=ref_scores,
-            cfg=cfg,
-            device=dev,
-        )
-        key = REPORT_KEYS.get(method, method)
-        ratios[key] = float(heatmap_ratio_in_mask(maps.numpy(), masks).mean())
-    centre = centre_prior_maps(len(masks), size)
-    ratios["centre_prior"] = float(heatmap_ratio_in_mask(centre, masks).mean())
+    full, bounded, signed = _all_maps(
+        net, db, cfg, model, ds, pix, scores, sel, drop, keys, methods, dev, progress
+    )
     net.to("cpu")
-    uniform = ratios.pop("uniform")
-    result["evidence_mask_ratio"] = {"transfer": ratios[f"transfer_{cfg.key}"], **ratios}
-    result["uniform"] = uniform
-    result["key"] = cfg.key
+    full["centre_prior"] = centre_prior_maps(len(masks), size)
+    bounded.pop("uniform", None)  # a constant map: scored on every house instead
+    full["uniform"] = np.ones_like(full["centre_prior"])
+    tol = pointing_tolerance(size)
+    both = {**full, **bounded}
+    ratios = {k: _mean_ratio(v[:nb], masks[:nb]) for k, v in both.items()}
+    u = ratios.pop("uniform")
+    pointing = {
+        k: float(np.nanmean(pointing_game(v[:nb], masks[:nb], tol))) for k, v in both.items()
+    }
+    result: dict[str, Any] = {
+        "split": split,
+        "n_houses": nb,
+        "n_houses_bounded": len(sel),
+        "n_houses_all": len(rows),
+        "tile_px": size,
+        "layer": cfg.layer,
+        "evidence_mask_ratio": {"transfer": ratios[f"transfer_{cfg.key}"], **ratios},
+        "uniform": u,
+        "key": cfg.key,
+        "evidence_pointing": {"transfer": pointing[f"transfer_{cfg.key}"], **pointing},
+        "evidence_mask_ratio_all": {k: _mean_ratio(v, masks) for k, v in full.items()},
+        "pointing_tolerance_px": tol,
+        "centre_prior_sigma": CENTRE_PRIOR_SIGMA_FRAC,
+    }
+    if drivers is None:
+        result["drivers_skipped"] = why
+        return result
+    first = {d: m[sel] for d, m in drivers.items()}
+    per = {k: driver_scores(v, drivers, tol) for k, v in full.items()}
+    per |= {k: driver_scores(v, first, tol) for k, v in bounded.items()}
+    result["drivers"] = {"transfer": per.pop(f"transfer_{cfg.key}"), **per}
+    if signed:
+        result["signed"] = {
+            "head": cfg.signed_head,
+            "transfer": sign_agreement(signed["transfer"], drivers),
+            "direct": sign_agreement(signed["direct"], first),
+        }
     return result
 
 
-def evidence_markdown(report: dict[str, Any]) -> str:
-    lines = [
-        "# Explanations vs evidence masks",
-        "",
-        f"Mean heatmap mass inside the generator's evidence mask (objects that moved the "
-        f"price), {report['n_houses']} unseen test houses, {report['tile_px']}-px tiles.",
-        "",
-        "| method | ratio | × uniform |",
-        "|---|---:|---:|",
-    ]
-    u = report["uniform"]
-    for k, v in report["evidence_mask_ratio"].items():
-        lines.append(f"| {k} | {v:.3f} | {v / u:.2f} |")
-    lines.append(f"| uniform | {u:.3f} | 1.00 |")
-    lines += ["", f"`transfer` uses the `{report['key']}` search key."]
-    if "centre_prior" in report["evidence_mask_ratio"]:
-        lines.append(
-            "`centre_prior` is an image-independent Gaussian on the tile centre "
-            f"(σ = {CENTRE_PRIOR_SIGMA_FRAC} × tile): tiles are centred on the house, so a "
-            "method shows image-specific evidence only where it beats this row."
-        )
-    return "\n".join(lines) + "\n"
+def _all_maps(
+    net: RankSiamese,
+    db: GradWeightDatabase,
+    cfg: ExplainConfig,
+    model: HousePriceModel,
+    ds: Dataset,
+    pix: np.ndarray,
+    scores: np.ndarray,
+    sel: np.ndarray,
+    drop: set[str],
+    keys: tuple[KeyKind, ...],
+    methods: list[str] | None,
+    dev: Any,
+    progress: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Maps of every house (transfer per key, ``transfer_abs``), of the houses ``sel``
+    (backprop/optimisation methods, ``direct_abs``) and the signed ones (if stored); the
+    database entries of the houses ``drop`` are left out of every transfer."""
+    from tqdm.auto import tqdm
+
+    ref_tiles, ref_scores = training_tiles(model, ds)
+    ids = database_ids(model)
+
+    def reduced(d: GradWeightDatabase) -> GradWeightDatabase:
+        return without_entries(d, ids, drop) if drop else d
+
+    full: dict[str, np.ndarray] = {}
+    for key in tqdm(keys, desc="transfer keys", disable=not progress, leave=False):
+        kdb = db if key == cfg.key else rekeyed(db, net, ref_tiles, key, dev)
+        maps, _ = transfer_maps(net, reduced(kdb), pix, key, device=dev, layer=cfg.layer)
+        full[f"transfer_{key}"] = maps.numpy()
+    bounded: dict[str, np.ndarray] = {}
+    kw = {"ref_tiles": ref_tiles, "ref_scores": ref_scores, "cfg": cfg, "device": dev}
+    todo = house_methods() if methods is None else methods
+    for method in tqdm(todo, desc="methods", disable=not progress):
+        maps = method_maps(method, net, pix[sel], scores[sel], **kw)
+        bounded[REPORT_KEYS.get(method, method)] = maps.numpy()
+    signed: dict[str, np.ndarray] = {}
+    if db.signed is not None:  # |signed map|: where the image moved the price, either way
+        sdb = reduced(db)
+        maps, _ = transfer_maps(net, sdb, pix, cfg.key, device=dev, layer=cfg.layer, signed=True)
+        signed["transfer"] = maps.numpy()
+        signed["direct"] = direct_signed_maps(net, pix[sel], scores[sel], **kw).numpy()
+        full["transfer_abs"] = np.abs(signed["transfer"])
+        bounded["direct_abs"] = np.abs(signed["direct"])
+    return full, bounded, signed

@@ -6,8 +6,15 @@ Chen §4.2 (last paragraph), applied to the rank-siamese net:
   cross-entropy over ``N_s = 50`` sampled partner houses, averaged, top-50 channels kept
   (``SampledGradCAM`` + ``RankPairSampler``), and stored with a search key in the model
   folder (``gradweights.safetensors`` + ``gradweights.json``);
+- with them, *signed* weights of every channel (:class:`SignedPairGradCAM`): Grad-CAM of the
+  pair-logit margin "this house ranks above its partners", so the map keeps the sign (positive
+  = raises the price ranking, negative = lowers it);
 - any house, seen or new, gets its map by nearest-neighbour weight transfer (Chen §3.3): a
   forward pass to the explained layer and a database lookup, no backpropagation.
+
+The explained layer is ``ExplainConfig.layer`` (:meth:`RankSiamese.explain_layer`): the gated
+last map or the finer stage before it; :func:`rebuild_gradweights` recomputes the database of
+a trained model for another layer without retraining the net.
 
 The explained network is the first of the model's cross-fitted siamese nets (its features are
 the reference space the others are aligned to).
@@ -30,14 +37,23 @@ from houseprice.explain import (
     GradWeightDatabase,
     RankPairSampler,
     SampledGradCAM,
+    SignedPairGradCAM,
     WeightTransferCAM,
+    signed_maps,
 )
 from houseprice.runtime import resolve_device
 from houseprice.valuation.model import HousePriceModel
 from houseprice.vision.siamese import RankSiamese, extract_features
 
 KeyKind = Literal["visual", "pooled"]
+LayerKind = Literal["final", "penultimate"]
+HeadKind = Literal["main", "aux"]
 DB_NAME = "gradweights"
+#: The command that writes a grad-weight database with signed weights (named in errors).
+REBUILD_HINT = (
+    "retrain with `houseprice train`, or rebuild the database without retraining: "
+    "python -m houseprice.valuation.gradweights --model MODEL --data DATA --out NEW_MODEL"
+)
 
 
 @dataclass
@@ -51,6 +67,19 @@ class ExplainConfig:
     key: KeyKind = "visual"
     batch_size: int = 64
     seed: int = 0
+    # Explained layer (RankSiamese.explain_layer). Models written before the option have the
+    # final 8x8 map; the default for new databases is chosen on validation houses
+    # (docs/explain.md, "Sharper maps").
+    layer: LayerKind = "final"
+    # Pair head of the signed target: "main" ranks the attributes-only residual, "aux" ranks
+    # log price (chosen on validation by sign agreement, docs/explain.md "Signed maps").
+    signed_head: HeadKind = "main"
+    signed: bool = True  # also store signed weights of every channel
+
+
+def explain_layer(net: RankSiamese, cfg: ExplainConfig) -> torch.nn.Module:
+    """The module the database's weights belong to."""
+    return net.explain_layer(cfg.layer)
 
 
 def explained_net(model: HousePriceModel) -> RankSiamese:
@@ -111,7 +140,32 @@ def sampled_explainer(
     )
     # negate=True: weights of −L, i.e. the evidence that *supports* the learned ranking (the
     # literal eq. 5–6 gradient of L points at evidence that would raise the loss).
-    return SampledGradCAM(net, net.target_layer, sampler, top_m=cfg.top_m, negate=True)
+    return SampledGradCAM(net, explain_layer(net, cfg), sampler, top_m=cfg.top_m, negate=True)
+
+
+def signed_explainer(
+    net: RankSiamese,
+    ref_tiles: np.ndarray,
+    ref_scores: np.ndarray,
+    cfg: ExplainConfig,
+    device: torch.device,
+) -> SignedPairGradCAM:
+    """Signed Grad-CAM of the mean pair-logit margin "this house ranks above its partners".
+
+    The partners are the same sampled reference houses as the direct explainer's; the head is
+    ``cfg.signed_head`` (``"main"``: ``fc``, the residual ranking; ``"aux"``: ``fc_aux``, the
+    log-price ranking, the main head when the net has no auxiliary one).
+    """
+    feats = torch.from_numpy(extract_features(net, torch.from_numpy(ref_tiles), device=device))
+    head = net.fc_aux if cfg.signed_head == "aux" and net.fc_aux is not None else net.fc
+    sampler = RankPairSampler(
+        pair_head=head,
+        features=feats.to(device),
+        scores=torch.from_numpy(ref_scores).float(),
+        n_samples=cfg.n_samples,
+        seed=cfg.seed,
+    )
+    return SignedPairGradCAM(net, explain_layer(net, cfg), sampler)
 
 
 def build_database(
@@ -127,7 +181,8 @@ def build_database(
     from tqdm.auto import tqdm
 
     explainer = sampled_explainer(net, tiles, scores, cfg, device)
-    dense = []
+    signer = signed_explainer(net, tiles, scores, cfg, device) if cfg.signed else None
+    dense, signed = [], []
     for x, target in tqdm(
         tile_batches(tiles, scores, net, cfg.batch_size, device),
         total=-(-len(tiles) // cfg.batch_size),
@@ -138,9 +193,19 @@ def build_database(
         e = explainer.explain(x, target.to(device))
         assert e.weights is not None
         dense.append(e.weights.detach().cpu())
+        if signer is not None:
+            w = signer.explain(x, target.to(device)).weights
+            assert w is not None
+            signed.append(w.detach().cpu())
     weights = torch.cat(dense)
     keys = search_keys(net, tiles, cfg.key, device=device)
-    db = GradWeightDatabase.build(keys, weights, top_m=cfg.top_m, normalize=cfg.key == "pooled")
+    db = GradWeightDatabase.build(
+        keys,
+        weights,
+        top_m=cfg.top_m,
+        signed=torch.cat(signed) if signed else None,
+        normalize=cfg.key == "pooled",
+    )
     return db, weights
 
 
@@ -196,14 +261,33 @@ def build_gradweight_writer(
     return write
 
 
-def load_database(model: HousePriceModel) -> tuple[GradWeightDatabase, ExplainConfig]:
+def load_database(
+    model: HousePriceModel, *, need_signed: bool = False
+) -> tuple[GradWeightDatabase, ExplainConfig]:
+    """The model's grad-weight database and the settings it was built with.
+
+    Models written before the signed weights existed load (their config gets the defaults of
+    the new fields except ``layer="final"`` and ``signed=False``); ``need_signed`` then raises
+    a :class:`FormatError` naming the command that writes them.
+    """
     folder = Path(model.info["folder"])
     if not (folder / f"{DB_NAME}.json").exists():
         raise FormatError(
             f"{folder}: the model has no grad-weight database (trained without "
             "tiles, or by an older houseprice); retrain with houseprice train"
         )
-    return GradWeightDatabase.load(folder, DB_NAME), ExplainConfig(**model.info["explain"])
+    db = GradWeightDatabase.load(folder, DB_NAME)
+    known = set(ExplainConfig.__dataclass_fields__)
+    stored = {k: v for k, v in model.info["explain"].items() if k in known}
+    stored.setdefault("layer", "final")
+    stored.setdefault("signed", db.signed is not None)
+    cfg = ExplainConfig(**stored)
+    if need_signed and db.signed is None:
+        raise FormatError(
+            f"{folder / (DB_NAME + '.json')}: the grad-weight database has no signed weights "
+            f"(written by an older houseprice); {REBUILD_HINT}"
+        )
+    return db, cfg
 
 
 def transfer_maps(
@@ -214,15 +298,98 @@ def transfer_maps(
     *,
     device: torch.device,
     batch_size: int = 128,
+    layer: LayerKind = "final",
+    signed: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Weight-transfer heatmaps ``(N,H,W)`` and neighbour ids ``(N,)`` — forward pass only."""
-    cam = WeightTransferCAM(net, net.target_layer, db)
+    """Weight-transfer heatmaps ``(N,H,W)`` and neighbour ids ``(N,)`` — forward pass only.
+
+    ``signed``: transfer the signed weights; the maps are then signed, in ``[-1, 1]``
+    (:func:`~houseprice.explain.signed_maps`), positive = raises the price ranking.
+    """
+    cam = WeightTransferCAM(net, net.explain_layer(layer), db, signed=signed)
     maps, neigh = [], []
     for x, _ in tile_batches(tiles, None, net, batch_size, device):
-        with torch.no_grad():
-            fmap = net.forward_features(x)
-            q = net.forward_head(fmap) if key == "visual" else net.pool(fmap)
-        e = cam.explain(x, q.float())
-        maps.append(e.maps.cpu())
+        q = None  # "visual": the net's output is the key, one forward pass gives both
+        if key == "pooled":
+            with torch.no_grad():
+                q = net.pool(net.forward_features(x)).float()
+        e = cam.explain(x, q)
+        assert e.linear is not None
+        maps.append((signed_maps(e.linear, (x.shape[-2], x.shape[-1])) if signed else e.maps).cpu())
         neigh.append(e.extras["neighbour"].cpu())
     return torch.cat(maps), torch.cat(neigh)
+
+
+def without_entries(db: GradWeightDatabase, ids: list[str], drop: set[str]) -> GradWeightDatabase:
+    """The database without the entries of ``drop`` (validation houses must not find
+    themselves: their own weights would make transfer equal to backprop)."""
+    keep = torch.tensor([h not in drop for h in ids])
+    return GradWeightDatabase(
+        db.embeddings[keep],
+        db.channels[keep],
+        db.weights[keep],
+        db.n_channels,
+        signed=None if db.signed is None else db.signed[keep],
+        normalize=db.normalize,
+    )
+
+
+def rekeyed(
+    db: GradWeightDatabase, net: RankSiamese, ref_tiles: np.ndarray, key: KeyKind, dev: torch.device
+) -> GradWeightDatabase:
+    """The same grad-weights under another search key."""
+    return GradWeightDatabase(
+        search_keys(net, ref_tiles, key, device=dev),
+        db.channels,
+        db.weights,
+        db.n_channels,
+        signed=db.signed,
+        normalize=key == "pooled",
+    )
+
+
+def rebuild_gradweights(
+    model_dir: str | Path,
+    data: str | Path,
+    out: str | Path,
+    *,
+    config: ExplainConfig | None = None,
+    device: str = "cpu",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Write a copy of a trained model folder with a new grad-weight database (no retraining).
+
+    The nets, regressors and features are the model's own; only the database (for
+    ``config.layer``, with signed weights) and ``info.explain`` change. ``data`` is the
+    dataset the model was trained on (its training houses are the database's entries).
+    """
+    from houseprice.data.houses import load_any
+
+    model = HousePriceModel.load(model_dir)
+    ds = load_any(data, purpose="train")
+    cfg = config or ExplainConfig(seed=model.config.seed)
+    writer = build_gradweight_writer(model, ds, device=device, progress=progress, config=cfg)
+    return model.save(out, overwrite=overwrite, extra_writer=writer, inputs=(model_dir, data))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m houseprice.valuation.gradweights --model M --data D --out NEW [--layer L]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=rebuild_gradweights.__doc__)
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--layer", choices=["final", "penultimate"], default=ExplainConfig.layer)
+    p.add_argument("--signed-head", choices=["main", "aux"], default=ExplainConfig.signed_head)
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args(argv)
+    seed = HousePriceModel.load(a.model).config.seed
+    cfg = ExplainConfig(seed=seed, layer=a.layer, signed_head=a.signed_head)
+    path = rebuild_gradweights(a.model, a.data, a.out, config=cfg, overwrite=a.overwrite)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

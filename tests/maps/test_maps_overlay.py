@@ -87,3 +87,34 @@ def test_colorbar_png_has_labelled_bar_and_title(
     with Image.open(path) as image:
         assert image.format == "PNG"
         assert image.width > tile.shape[1] and image.height > tile.shape[0]
+
+
+def test_signed_overlay_draws_raises_red_lowers_blue_and_nothing_as_the_tile() -> None:
+    from houseprice.maps.overlay import LOWERS_RGB, RAISES_RGB, signed_overlay
+
+    tile = np.full((4, 4, 3), 128, np.uint8)
+    signed = np.zeros((4, 4))
+    signed[0, 0], signed[3, 3], signed[1, 1] = 1.0, -1.0, 0.5
+    out = signed_overlay(tile, signed, alpha=1.0)
+    assert tuple(out[0, 0]) == RAISES_RGB and tuple(out[3, 3]) == LOWERS_RGB
+    np.testing.assert_array_equal(out[2, 2], tile[2, 2])  # no effect: the tile itself
+    half = np.rint(0.5 * 128 + 0.5 * np.array(RAISES_RGB)).astype(np.uint8)
+    np.testing.assert_array_equal(out[1, 1], half)  # opacity grows with |value|
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        signed_overlay(tile, signed * 2)
+
+
+def test_signed_png_has_a_two_colour_legend(tmp_path: Path) -> None:
+    from houseprice.maps.overlay import LOWERS_RGB, RAISES_RGB
+
+    tile = np.full((16, 16, 3), 200, np.uint8)
+    signed = np.linspace(-1, 1, 256).reshape(16, 16)
+    plain = save_overlay_png(tile, signed, tmp_path / "p.png", colorbar=False, signed=True)
+    assert Image.open(plain).size == (16, 16)
+    panel = np.asarray(
+        Image.open(save_overlay_png(tile, signed, tmp_path / "l.png", title="H1", signed=True))
+    )
+    assert panel.shape[1] > 256 + 80  # room for the legend
+    legend = panel[:, 256 + 6 :].reshape(-1, 3)
+    colours = {tuple(c) for c in legend}
+    assert RAISES_RGB in colours and LOWERS_RGB in colours

@@ -86,3 +86,14 @@ def test_output_is_reproducible(tmp_path: Path, make_valuations: MakeValuations)
     first = render_valuation_map(frame, tmp_path / "a.html", tile_meters=50.0).read_bytes()
     second = render_valuation_map(frame, tmp_path / "b.html", tile_meters=50.0).read_bytes()
     assert first == second
+
+
+def test_legend_names_the_sides_of_a_signed_heatmap() -> None:
+    from houseprice.maps import OUTCOMES, SIGNED_CMAP, MapStyle
+    from houseprice.maps.render import legend_html
+
+    counts = [1] * len(OUTCOMES)
+    signed = legend_html("t", counts, 70.0, SIGNED_CMAP, MapStyle(), 3)
+    plain = legend_html("t", counts, 70.0, "jet", MapStyle(), 3)
+    assert "lowers price" in signed and "raises price" in signed and "signed heatmap" in signed
+    assert "lowers price" not in plain and "relevance heatmap" in plain

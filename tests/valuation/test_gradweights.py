@@ -162,3 +162,69 @@ def test_oracle_row_on_a_hand_made_city(tmp_path: Path) -> None:
     )
     assert o["without_visual"] < 0.4  # attributes alone cannot
     assert o["lift"] == pytest.approx(o["with_oracle"] - o["without_visual"])
+
+
+def test_signed_weights_are_the_cam_of_the_residual_head_and_transfer_keeps_the_sign() -> None:
+    """At the final layer (gate -> GAP -> embed -> linear head) dT/dA is the same for every
+    house: alpha_k = (u E)_k / (h w), u = fc.weight[1] - fc.weight[0] (main head), so the
+    signed map is each cell's contribution to the residual ranking score u . f."""
+    net = tiny_net()
+    ref, scores = tiles(10, 4), np.linspace(11.0, 13.0, 10)
+    cfg = ExplainConfig(n_samples=5, top_m=4, signed_head="main")
+    db, _ = build_database(net, ref, scores, cfg, device=CPU)
+    assert db.signed is not None
+    with torch.no_grad():
+        fmap = net.forward_features(net.preprocess(torch.from_numpy(ref)))
+        u = net.fc.weight[1] - net.fc.weight[0]
+        want = (u @ net.embed.weight) / (fmap.shape[2] * fmap.shape[3])  # (C,)
+    torch.testing.assert_close(db.signed, want.expand_as(db.signed), rtol=1e-4, atol=1e-7)
+    signed, neigh = transfer_maps(net, db, ref[:3], "visual", device=CPU, signed=True)
+    assert neigh.tolist() == [0, 1, 2]
+    cam = torch.einsum("bchw,c->bhw", fmap[:3], want)
+    cam = F.interpolate(cam[:, None], size=(32, 32), mode="bilinear", align_corners=False)[:, 0]
+    cam = cam / cam.flatten(1).abs().amax(dim=1)[:, None, None]
+    torch.testing.assert_close(signed, cam, rtol=1e-4, atol=1e-5)
+    aux = build_database(
+        net, ref, scores, ExplainConfig(n_samples=5, signed_head="aux"), device=CPU
+    )
+    assert not torch.allclose(aux[0].signed, db.signed)  # the other head ranks log price
+
+
+def test_penultimate_layer_database_and_old_folders(tmp_path: Path) -> None:
+    net = tiny_net()
+    ref, scores = tiles(8, 5), np.linspace(11.0, 13.0, 8)
+    cfg = ExplainConfig(n_samples=4, top_m=3, layer="penultimate")
+    db, dense = build_database(net, ref, scores, cfg, device=CPU)
+    assert db.n_channels == dense.shape[1] == 12  # widths (8, 12, 16): the stage before last
+    maps, _ = transfer_maps(net, db, ref, "visual", device=CPU, layer="penultimate")
+    with torch.no_grad():
+        a = net.backbone.stages[:-1](net.backbone.stem(net.preprocess(torch.from_numpy(ref))))
+    assert a.shape[-1] == 8  # 16x16 on 64 px; 8x8 on these 32-px tiles
+    assert maps.shape == (8, 32, 32)
+
+
+def test_a_database_without_signed_weights_fails_clearly_when_they_are_needed(
+    city_model: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from houseprice.errors import FormatError
+    from houseprice.explain import GradWeightDatabase
+    from houseprice.valuation.gradweights import load_database
+
+    old = tmp_path / "old"
+    shutil.copytree(city_model, old)
+    db = GradWeightDatabase.load(old)
+    assert db.signed is not None  # new models store them
+    db.signed = None
+    db.save(old)  # as an older houseprice wrote it
+    info = json.loads((old / "model.json").read_text())
+    for k in ("layer", "signed_head", "signed"):
+        info["info"]["explain"].pop(k)
+    (old / "model.json").write_text(json.dumps(info))
+    model = HousePriceModel.__new__(HousePriceModel)
+    model.info = {**info["info"], "folder": str(old)}
+    db2, cfg = load_database(model)
+    assert db2.signed is None and cfg.layer == "final" and cfg.signed is False
+    with pytest.raises(FormatError, match=r"python -m houseprice\.valuation\.gradweights"):
+        load_database(model, need_signed=True)

@@ -8,6 +8,7 @@ model.json); how the net is trained lives in :mod:`houseprice.vision.siamese.tra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,6 +18,10 @@ from torch import Tensor, nn
 from houseprice.vision.backbones import Backbone, BackboneConfig
 
 POOLINGS: tuple[str, ...] = ("radial", "gap")
+#: Layers an explainer can hook (:meth:`RankSiamese.explain_layer`): the gated last map
+#: (8×8 on a 64-px tile with the compact backbone) or the output of the stage before it
+#: (16×16; same trained weights, a finer map).
+EXPLAIN_LAYERS: tuple[str, ...] = ("final", "penultimate")
 
 
 @dataclass
@@ -148,6 +153,29 @@ class RankSiamese(nn.Module):
     def target_layer(self) -> nn.Module:
         """The module whose output ``forward_features`` returns (the map explainers hook)."""
         return self.backbone.target_layer if self.gate is None else self.gate
+
+    def explain_layer(self, name: str = "final") -> nn.Module:
+        """The module an explainer hooks: ``"final"`` (:attr:`target_layer`) or
+        ``"penultimate"`` (the backbone stage before the last, twice the resolution)."""
+        if name == "final":
+            return self.target_layer
+        if name == "penultimate":
+            if len(self.backbone.stages) < 2:
+                raise ValueError("the backbone has a single stage; explain layer 'final'")
+            return self.backbone.stages[-2]
+        raise ValueError(f"unknown explain layer {name!r}; choose one of {EXPLAIN_LAYERS}")
+
+    def head_from(self, name: str = "final") -> Callable[[Tensor], Tensor]:
+        """The rest of the branch after :meth:`explain_layer` ``name``: its output -> ``f``."""
+        if name == "final":
+            return self.forward_head
+        self.explain_layer(name)  # validates the name
+
+        def tail(a: Tensor) -> Tensor:
+            fmap = self.backbone.stages[-1](a)
+            return self.forward_head(fmap if self.gate is None else self.gate(fmap))
+
+        return tail
 
     def preprocess(self, tiles: Tensor) -> Tensor:
         # tiles: (B, H, W, 3) uint8 -> (B, 3, H, W) float, normalised
