@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from houseprice.jobs.docs import SECTIONS, markers, render
+from houseprice.jobs.docs import DOCUMENTS, SECTIONS, markers, render
 from houseprice.jobs.profile_table import profile_table
 
 BEGIN, END = markers("profiles")
@@ -23,13 +23,15 @@ def test_readme_profile_table_is_generated_from_the_profiles() -> None:
 
 
 def test_every_readme_number_section_is_rendered_from_its_results_file() -> None:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    texts = {name: (ROOT / name).read_text(encoding="utf-8") for name in DOCUMENTS}
     for name in SECTIONS:
         begin, _ = markers(name)
-        assert begin in text, f"README lost its {name!r} section markers"
-    assert render(text) == text, (
-        "README disagrees with the committed results; run `python -m houseprice.jobs.docs write`"
-    )
+        assert any(begin in t for t in texts.values()), f"the docs lost their {name!r} markers"
+    for doc, text in texts.items():
+        assert render(text) == text, (
+            f"{doc} disagrees with the committed results; run `python -m houseprice.jobs.docs "
+            "write`"
+        )
 
 
 def test_render_replaces_a_stale_number() -> None:

@@ -1,6 +1,6 @@
 """README numbers from committed results: every table is rendered here from a JSON file.
 
-``python -m houseprice.jobs.docs write`` rewrites each README section between
+``python -m houseprice.jobs.docs write`` rewrites each section of README and docs/pricing.md between
 ``<!-- <name>:begin -->`` and ``<!-- <name>:end -->`` from the results files below;
 ``tests/test_docs.py`` fails when README and the results disagree. ``python -m
 houseprice.jobs.docs refresh-demo`` re-runs the standard demo and stores its reports in
@@ -173,6 +173,40 @@ def benchmarks_section() -> str:
     return "\n".join(out) or _missing("benchmark results", "python benchmarks/run_all.py")
 
 
+def ablation_section() -> str:
+    """The validation-split ablation of the siamese choices (benchmarks/siamese_ablation.py)."""
+    path = BENCH / "siamese_ablation.jsonl"
+    if not path.is_file():
+        return _missing("the ablation", "python benchmarks/siamese_ablation.py ...")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    rows = [r for r in rows if r.get("split") == "validation" and "log_rmse" in r]
+    cities = sorted({r["city_seed"] for r in rows})
+    head = " | ".join(f"city {c}" for c in cities)
+    lines = [
+        f"| configuration | {head} | mean |",
+        "|---|" + "---:|" * (len(cities) + 1),
+    ]
+    for config in dict.fromkeys(r["config"] for r in rows):
+        by_city = {r["city_seed"]: r for r in rows if r["config"] == config}
+        cells, shares = [], []
+        for c in cities:
+            r = by_city.get(c)
+            if r is None:
+                cells.append("–")
+                continue
+            e = r["log_rmse"]
+            share = (e["without"] - e["with"]) / (e["without"] - e["oracle"])
+            shares.append(share)
+            cells.append(f"{100 * r['lift'][MAIN]:+.1f} / {100 * share:.0f}%")
+        mean = f"{100 * sum(shares) / len(shares):.0f}%" if shares else "–"
+        lines.append(f"| `{config}` | {' | '.join(cells)} | {mean} |")
+    return (
+        f"Validation split only ({MAIN}): 10% accuracy lift (points) / share of the oracle's "
+        "log-RMSE gain that the visual features reach; mean = mean share. Raw runs: "
+        "`benchmarks/results/siamese_ablation.jsonl`.\n\n" + "\n".join(lines)
+    )
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "profiles": profile_table,
     "demo": demo_section,
@@ -181,7 +215,10 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "evidence": evidence_section,
     "explainers": explainers_section,
     "benchmarks": benchmarks_section,
+    "ablation": ablation_section,
 }
+#: The files whose marked sections are rendered (paths relative to the repository).
+DOCUMENTS = ("README.md", "docs/pricing.md")
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -217,11 +254,12 @@ def refresh_demo() -> None:
 
 
 def main(argv: list[str]) -> None:
-    readme = ROOT / "README.md"
     if argv[:1] == ["refresh-demo"]:
         refresh_demo()
     elif argv[:1] == ["write"]:
-        readme.write_text(render(readme.read_text(encoding="utf-8")), encoding="utf-8")
+        for name in DOCUMENTS:
+            doc = ROOT / name
+            doc.write_text(render(doc.read_text(encoding="utf-8")), encoding="utf-8")
     else:
         print("usage: python -m houseprice.jobs.docs write | refresh-demo", file=sys.stderr)
         raise SystemExit(2)
