@@ -101,12 +101,48 @@ def evidence_section() -> str:
     if report is None:
         return _missing("the evidence scores", "python -m houseprice.jobs.docs refresh-demo")
     u = report["uniform"]
-    lines = ["| method | ratio | × uniform |", "|---|---:|---:|"]
-    lines += [f"| {k} | {v:.3f} | {v / u:.2f} |" for k, v in report["evidence_mask_ratio"].items()]
-    lines.append(f"| uniform | {u:.3f} | 1.00 |")
-    return f"{report['n_houses']} unseen houses, transfer key `{report['key']}`.\n\n" + "\n".join(
-        lines
-    )
+    pointing = report.get("evidence_pointing", {})
+    lines = ["| method | mass ratio | × uniform | pointing game |", "|---|---:|---:|---:|"]
+    for k, v in report["evidence_mask_ratio"].items():
+        hit = pointing.get(k)
+        lines.append(f"| {k} | {v:.3f} | {v / u:.2f} | {'–' if hit is None else f'{hit:.2f}'} |")
+    hit = pointing.get("uniform")
+    lines.append(f"| uniform | {u:.3f} | 1.00 | {'–' if hit is None else f'{hit:.2f}'} |")
+    text = f"{report['n_houses']} unseen houses, transfer key `{report['key']}`.\n\n"
+    text += "\n".join(lines)
+    return text + _driver_lines(report)
+
+
+def _driver_lines(report: dict[str, Any]) -> str:
+    """Per-driver mass ratio / pointing game (test houses where the driver applies) and the
+    signed maps' sign agreement, when the report has them."""
+    drivers = report.get("drivers")
+    if not drivers:
+        return ""
+    names = list(next(iter(drivers.values())))
+    out = [
+        "",
+        "",
+        "Per driver (mass on the driver's evidence pixels / pointing game; houses in brackets):",
+        "",
+        "| method | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for method, per in drivers.items():
+        cells = [f"{per[d]['ratio']:.3f} / {per[d]['pointing']:.2f} ({per[d]['n']})" for d in names]
+        out.append(f"| {method} | " + " | ".join(cells) + " |")
+    signed = (report.get("signed") or {}).get("transfer")
+    if signed:
+        agree = ", ".join(
+            f"{d} {v['agree']:.2f} ({v['n']}, {'−' if v['expected'] < 0 else '+'})"
+            for d, v in signed.items()
+        )
+        out += [
+            "",
+            "Signed transfer maps, share of houses whose mass on the driver has the generator's "
+            f"sign (houses, expected sign): {agree}.",
+        ]
+    return "\n".join(out)
 
 
 def explainers_section() -> str:
