@@ -23,6 +23,7 @@ from houseprice.artifacts import (
 )
 from houseprice.data.houses import load_any, load_dataset
 from houseprice.errors import UserInputError
+from houseprice.jobs.launch import finish_ranks, init_ranks
 from houseprice.jobs.outputs import write_csv
 from houseprice.jobs.stream import DEFAULT_CHUNK
 from houseprice.pricing.attributes import FULL_SET, parse_attribute_set
@@ -93,15 +94,23 @@ def train(
             raise UserInputError(f"--folds must be 0 (naive, in-sample) or at least 2, got {folds}")
         cfg.n_folds = folds
     with contextlib.ExitStack() as stack:
+        # under torchrun (``--nproc``): join the process group; the siamese nets train
+        # data-parallel (houseprice.vision.siamese.distributed), rank 0 alone writes --out
+        rank, world = init_ranks(device)
+        stack.callback(finish_ranks)
         fit_regressor = fit_local
         if engine == "dask":
             client = stack.enter_context(train_client(scheduler, workers))
             fit_regressor = functools.partial(fit_on_dask, client=client)
         model = HousePriceModel.fit(
-            ds, cfg, device=device, progress=progress, fit_regressor=fit_regressor
+            ds, cfg, device=device, progress=progress and rank == 0, fit_regressor=fit_regressor
         )
         if engine == "dask":
             model.info["tabular_engine"] = dask_info(client, model)
+        if world > 1:
+            model.info["siamese_processes"] = world
+    if rank != 0:
+        return Path(out), model
     writer = None
     if model.featurizer is not None:
         writer = build_gradweight_writer(model, ds, device=device, progress=progress)

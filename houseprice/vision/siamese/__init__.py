@@ -1,4 +1,5 @@
-"""The rank-siamese net (Chen et al. 2020, §4.2): ``model`` (architecture) and ``train``."""
+"""The rank-siamese net (Chen et al. 2020, §4.2): ``model`` (architecture), ``train`` and
+``distributed`` (data-parallel training over a ``torch.distributed`` process group)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from houseprice.vision.siamese.model import (
 from houseprice.vision.siamese.train import (
     FitResult,
     SiameseTrainConfig,
+    apply_dihedral,
     batch_pairs,
     check_configs,
     dihedral_augment,
+    dihedral_draws,
+    encode_batch,
     evaluate,
     extract_features,
     fit_siamese,
@@ -34,9 +38,12 @@ __all__ = [
     "RankSiamese",
     "SiameseConfig",
     "SiameseTrainConfig",
+    "apply_dihedral",
     "batch_pairs",
     "check_configs",
     "dihedral_augment",
+    "dihedral_draws",
+    "encode_batch",
     "evaluate",
     "extract_features",
     "fit_normalisation",

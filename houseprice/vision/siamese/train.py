@@ -10,12 +10,16 @@ step sees O(B²) pairs, with a cross-entropy loss on the label [y_i > y_j] (Chen
   due to what the attributes miss — which is exactly what visual features are for.
 
 Augmentation respects top-down imagery: random 90° rotations and flips (dihedral group).
+Under an initialised ``torch.distributed`` process group (world size > 1) the same training
+runs data-parallel, with the one-process update on the same global batch
+(:mod:`houseprice.vision.siamese.distributed`); without one nothing changes.
 :class:`SiameseTrainConfig` holds these training settings; the architecture is the
 :class:`~houseprice.vision.siamese.model.SiameseConfig`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import asdict, dataclass
@@ -28,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from houseprice.vision.backbones import load_backbone_weights
+from houseprice.vision.siamese.distributed import Ranks, current, sync_batchnorm
 from houseprice.vision.siamese.model import RankSiamese, SiameseConfig, fit_normalisation
 
 
@@ -79,9 +84,18 @@ def check_configs(config: SiameseConfig, training: SiameseTrainConfig) -> None:
 def dihedral_augment(x: Tensor, generator: torch.Generator) -> Tensor:
     """Random 90° rotation and horizontal flip per sample (top-down imagery has no 'up')."""
     # x: (B, C, H, W)
-    b = x.shape[0]
+    return apply_dihedral(x, *dihedral_draws(x.shape[0], generator))
+
+
+def dihedral_draws(b: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """The draws of :func:`dihedral_augment` for ``b`` samples: rotations ``k`` and flips."""
     k = torch.randint(0, 4, (b,), generator=generator)
     flip = torch.rand(b, generator=generator) < 0.5
+    return k, flip
+
+
+def apply_dihedral(x: Tensor, k: Tensor, flip: Tensor) -> Tensor:
+    """Rotate sample ``b`` of ``x (B, C, H, W)`` by ``k[b]``·90°, then flip it if ``flip[b]``."""
     out = x.clone()
     for r in range(1, 4):
         idx = (k == r).nonzero().flatten().to(x.device)
@@ -149,6 +163,33 @@ def make_batches(
     return batches
 
 
+def encode_batch(
+    model: RankSiamese,
+    tiles: Tensor,
+    idx: np.ndarray,
+    cfg: SiameseTrainConfig,
+    generator: torch.Generator,
+    device: torch.device | str,
+    ranks: Ranks | None = None,
+) -> Tensor:
+    """Features ``(B, d)`` of the (augmented) batch ``idx``, each tile encoded once.
+
+    With ``ranks`` every rank draws the augmentation of the whole batch (the same draws as one
+    process), encodes its shard and gathers the others' (gradients flow back to every shard).
+    """
+    if ranks is None:
+        x = model.preprocess(tiles[idx].to(device))  # (B, 3, H, W)
+        if cfg.augment:
+            x = dihedral_augment(x, generator)
+        return model.branch(x)  # (B, d)
+    start, stop, _ = ranks.shard(len(idx))
+    x = model.preprocess(tiles[idx[start:stop]].to(device))  # (b, 3, H, W), this rank's shard
+    if cfg.augment:
+        k, flip = dihedral_draws(len(idx), generator)
+        x = apply_dihedral(x, k[start:stop], flip[start:stop])
+    return ranks.gather_rows(model.branch(x), len(idx), grad=True)  # (B, d)
+
+
 def train_one_epoch(
     model: RankSiamese,
     tiles: Tensor,
@@ -160,20 +201,24 @@ def train_one_epoch(
     neighbours: np.ndarray | None = None,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    ranks: Ranks | None = None,
 ) -> dict[str, float]:
-    """One pass over the training tiles; returns mean loss and in-batch pair accuracy."""
+    """One pass over the training tiles; returns mean loss and in-batch pair accuracy.
+
+    ``ranks`` (data-parallel, see :mod:`~houseprice.vision.siamese.distributed`): the model's
+    BatchNorms must be synchronised (:func:`~houseprice.vision.siamese.distributed.sync_batchnorm`);
+    gradients are averaged over the ranks before each step.
+    """
     from tqdm.auto import tqdm
 
     model.train()
     if cfg.freeze_backbone:
         model.backbone.eval()  # frozen BN statistics in paper mode
     losses, accs = [], []
+    params = [p for p in model.parameters() if p.requires_grad]
     batches = make_batches(len(tiles), cfg, generator, neighbours)
     for idx in tqdm(batches, desc="siamese", disable=not progress, leave=False):
-        x = model.preprocess(tiles[idx].to(device))  # (B, 3, H, W)
-        if cfg.augment:
-            x = dihedral_augment(x, generator)
-        feats = model.branch(x)  # (B, d)
+        feats = encode_batch(model, tiles, idx, cfg, generator, device, ranks)  # (B, d)
         t = targets[idx].to(device)  # (B,) or (B, 2): main [, auxiliary] target
         loss, acc = pair_loss(model, feats, t if t.ndim == 1 else t[:, 0], cfg.tie_margin)
         if t.ndim == 2 and model.fc_aux is not None:
@@ -181,6 +226,8 @@ def train_one_epoch(
             loss = loss + cfg.aux_weight * aux
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if ranks is not None:
+            ranks.average_gradients(params)
         optimizer.step()
         losses.append(float(loss.detach()))
         accs.append(float(acc))
@@ -225,11 +272,20 @@ def evaluate(
     pairs: np.ndarray,
     *,
     device: torch.device | str = "cpu",
+    ranks: Ranks | None = None,
 ) -> dict[str, float]:
-    """Held-out pair accuracy and loss: does the model order each pair by target?"""
+    """Held-out pair accuracy and loss: does the model order each pair by target?
+
+    With ``ranks`` each rank encodes a shard of ``tiles`` and all get every feature.
+    """
     if len(pairs) == 0:
         return {"pair_accuracy": math.nan, "loss": math.nan}
-    feats = torch.from_numpy(extract_features(model, tiles, device=device)).to(device)
+    if ranks is None:
+        feats = torch.from_numpy(extract_features(model, tiles, device=device)).to(device)
+    else:
+        start, stop, _ = ranks.shard(len(tiles))
+        own = extract_features(model, tiles[start:stop], device=device)
+        feats = ranks.gather_rows(torch.from_numpy(own).to(device), len(tiles), grad=False)
     fi, fj = feats[pairs[:, 0]], feats[pairs[:, 1]]
     y = torch.from_numpy((targets[pairs[:, 0]] > targets[pairs[:, 1]]).astype(np.int64))
     logits = model.pair_logits(fi, fj).cpu()
@@ -278,6 +334,55 @@ def _optimiser(
     return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
 
 
+def _run_epochs(
+    model: RankSiamese,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    cfg: SiameseTrainConfig,
+    train: tuple[Tensor, Tensor],
+    held_out: tuple[Tensor, np.ndarray, np.ndarray],
+    *,
+    generator: torch.Generator,
+    neighbours: np.ndarray | None,
+    device: torch.device | str,
+    ranks: Ranks | None,
+    bar: Any,
+) -> tuple[list[dict[str, float]], dict[str, Tensor] | None, int, float]:
+    """The epochs with early stopping: history, best state, its epoch and val accuracy."""
+    tr_tiles, tr_targets = train
+    val_tiles, val_main, val_pairs = held_out
+    best_acc, best_state, best_epoch, stale = -1.0, None, -1, 0
+    history: list[dict[str, float]] = []
+    for epoch in bar:
+        stats = train_one_epoch(
+            model, tr_tiles, tr_targets, opt, cfg, generator=generator, neighbours=neighbours,
+            device=device, ranks=ranks,
+        )  # fmt: skip
+        sched.step()
+        ev = evaluate(model, val_tiles, val_main, val_pairs, device=device, ranks=ranks)
+        if ranks is not None:  # rank 0's numbers decide early stopping on every rank
+            acc, loss = ranks.broadcast_floats([ev["pair_accuracy"], ev["loss"]])
+            ev = {"pair_accuracy": acc, "loss": loss}
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": stats["loss"],
+                "train_pair_accuracy": stats["pair_accuracy"],
+                "val_pair_accuracy": ev["pair_accuracy"],
+                "val_loss": ev["loss"],
+            }
+        )
+        bar.set_postfix(val_acc=f"{ev['pair_accuracy']:.3f}")
+        if ev["pair_accuracy"] > best_acc:
+            best_acc, best_epoch, stale = ev["pair_accuracy"], epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                break
+    return history, best_state, best_epoch, best_acc
+
+
 def fit_siamese(
     tiles: np.ndarray,
     targets: np.ndarray,
@@ -298,11 +403,20 @@ def fit_siamese(
     ``(N, k)`` attribute matrix for matched partners (NaN-free). A random ``val_fraction`` of
     rows is held out for early stopping on pair accuracy. ``weights`` is a local backbone
     weights file loaded before training (after the random initialisation, which it replaces).
+
+    Inside an initialised ``torch.distributed`` process group of W > 1 ranks (e.g. under
+    ``torchrun``), every rank calls this with the same arguments and the training runs
+    data-parallel: each rank encodes 1/W of each global batch of ``batch_size`` tiles, the
+    loss is over every pair of the global batch, and every rank returns the same model
+    (:mod:`houseprice.vision.siamese.distributed`). On CUDA, rank r uses ``cuda:LOCAL_RANK``.
     """
     from tqdm.auto import tqdm
 
     check_configs(config, training)
     cfg = training
+    ranks = current(device)
+    if ranks is not None:
+        device, progress = ranks.device, progress and ranks.is_main
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -320,38 +434,21 @@ def fit_siamese(
         load_backbone_weights(model.backbone, weights)
     model = model.to(device)
     fit_normalisation(model, tiles_t[tr])
+    if ranks is not None:
+        ranks.broadcast_module(model)  # every rank starts from rank 0's weights
     opt, sched = _optimiser(model, cfg)
     neigh = (
         _neighbours(match[tr], cfg.local_k) if match is not None and cfg.local_fraction else None
     )
     val_pairs = held_out_pairs(main[val], cfg.tie_margin, cfg.max_val_pairs, seed)
     tr_tiles, tr_targets = tiles_t[tr], torch.from_numpy(targets[tr]).float()
-    best_acc, best_state, best_epoch, stale = -1.0, None, -1, 0
-    history: list[dict[str, float]] = []
     bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False)
-    for epoch in bar:
-        stats = train_one_epoch(
-            model, tr_tiles, tr_targets, opt, cfg, generator=gen, neighbours=neigh, device=device
-        )
-        sched.step()
-        ev = evaluate(model, tiles_t[val], main[val], val_pairs, device=device)
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": stats["loss"],
-                "train_pair_accuracy": stats["pair_accuracy"],
-                "val_pair_accuracy": ev["pair_accuracy"],
-                "val_loss": ev["loss"],
-            }
-        )
-        bar.set_postfix(val_acc=f"{ev['pair_accuracy']:.3f}")
-        if ev["pair_accuracy"] > best_acc:
-            best_acc, best_epoch, stale = ev["pair_accuracy"], epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                break
+    synced = contextlib.nullcontext() if ranks is None else sync_batchnorm(model)
+    with synced:
+        history, best_state, best_epoch, best_acc = _run_epochs(
+            model, opt, sched, cfg, (tr_tiles, tr_targets), (tiles_t[val], main[val], val_pairs),
+            generator=gen, neighbours=neigh, device=device, ranks=ranks, bar=bar,
+        )  # fmt: skip
     assert best_state is not None
     model.load_state_dict(best_state)
     model.eval()
