@@ -121,6 +121,16 @@ def train_cmd(
         int | None,
         typer.Option("--workers", min=1, max=1024, help="LocalCluster workers (default: cores)."),
     ] = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc",
+            min=1,
+            max=1024,
+            help="Train the siamese nets data-parallel on N local processes (torchrun; gloo on "
+            "CPU, nccl with one GPU each). Only rank 0 writes --out.",
+        ),
+    ] = 1,
     profile: ProfileOpt = Profile.standard,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -130,11 +140,15 @@ def train_cmd(
     """Train the visual features and price regressors; write a model folder.
 
     Example: houseprice train --data data/city --out models/city --profile quick
-    (add --engine dask [--scheduler tcp://host:8786] to fit the regressors on Dask)
+    (add --engine dask [--scheduler tcp://host:8786] to fit the regressors on Dask, or
+    --nproc 2 to train the siamese nets on 2 processes with torch DDP)
     """
     from houseprice.jobs import train
+    from houseprice.jobs.launch import is_main_process, relaunch
 
     c = Common(seed, device, quiet)
+    if nproc > 1:  # re-run this command under torchrun, without --nproc
+        raise typer.Exit(run_job(c, lambda: relaunch(nproc)))
     path, model = run_job(
         c,
         lambda: train(
@@ -160,7 +174,8 @@ def train_cmd(
         if model.featurizer is not None
         else "without visual features (dataset has no tiles)"
     )
-    say(f"trained on {model.info['n_train']} houses {kind}; model in {path}")
+    if is_main_process():
+        say(f"trained on {model.info['n_train']} houses {kind}; model in {path}")
 
 
 @app.command("predict")
@@ -309,6 +324,31 @@ def explain_cmd(
             "default: <input folder>/masks).",
         ),
     ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            help="local: this process. dask: prices and heatmap PNGs per partition on Dask "
+            "workers (the table, report and map are written here).",
+        ),
+    ] = Engine.local,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Dask scheduler address (tcp://host:8786); default: a LocalCluster with one "
+            "worker process per core. Workers need the model, tiles and --out folder under "
+            "the same paths.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, max=1024, help="LocalCluster workers (default: cores)."),
+    ] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option("--partitions", min=1, help="Dask tasks (default: one per 512 houses)."),
+    ] = None,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -318,6 +358,7 @@ def explain_cmd(
 
     Example: houseprice explain --model models/city --input data/city/houses.csv\
     --out expl --map expl/map.html
+    (add --engine dask [--scheduler tcp://host:8786] to run the per-house work on Dask)
     """
     from houseprice.jobs import explain_table
 
@@ -334,6 +375,10 @@ def explain_cmd(
             test_only=unseen_only,
             label_masks=label_masks,
             overwrite=overwrite,
+            engine=engine.value,
+            scheduler=scheduler,
+            workers=workers,
+            partitions=partitions,
         ),
     )
     n_vis = int(res.frame["heatmap"].notna().sum())

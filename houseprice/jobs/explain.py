@@ -2,7 +2,9 @@
 
 Heatmaps come from the model's grad-weight database by nearest-neighbour transfer (no
 backpropagation, :mod:`houseprice.valuation.gradweights`); where the dataset has evidence masks
-(the synthetic city) the maps are scored (:mod:`houseprice.valuation.evidence`).
+(the synthetic city) the maps are scored (:mod:`houseprice.valuation.evidence`). The per-house
+work (prices, contributions, PNGs) runs here or, with ``engine="dask"``, on Dask workers
+(:mod:`houseprice.jobs.explain_dask`); the table, report and map are always written here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from houseprice.artifacts import (
@@ -23,16 +24,10 @@ from houseprice.artifacts import (
 )
 from houseprice.data.houses import Dataset, load_any
 from houseprice.data.houses.source import FolderTiles
-from houseprice.jobs.outputs import safe_name, write_csv
+from houseprice.jobs.explain_dask import CHUNK, explain_on_dask, explain_rows, write_heatmaps
+from houseprice.jobs.outputs import write_csv
 from houseprice.maps import folder_for
-from houseprice.runtime import resolve_device
 from houseprice.valuation.evidence import evidence_markdown, evidence_scores
-from houseprice.valuation.gradweights import (
-    database_ids,
-    explained_net,
-    load_database,
-    transfer_maps,
-)
 from houseprice.valuation.model import HousePriceModel
 
 #: Above this many houses the map is a folder (index.html + lazily loaded chunks).
@@ -48,10 +43,6 @@ class ExplainResult:
     frame: pd.DataFrame
 
 
-#: Houses whose tiles are read, explained and written together (memory is flat in N).
-CHUNK = 512
-
-
 def _write_heatmaps(
     model: HousePriceModel,
     ds: Dataset,
@@ -62,55 +53,11 @@ def _write_heatmaps(
     progress: bool,
     chunk: int = CHUNK,
 ) -> bool:
-    """Transfer heatmaps for every row with a usable tile; overlay + heatmap PNG per house.
-
-    Rows are processed ``chunk`` at a time (read tiles, transfer, write PNGs), so memory does
-    not grow with the table. The maps are signed (two colours, "raises price" / "lowers
-    price") when the database holds signed weights, else relevance maps as before; returns
-    whether they were signed. ``frame`` gets the files' paths relative to ``out``
-    (``overlays/<id>.png``) and the id of the database neighbour whose weights were used.
-    """
-    from PIL import Image
-    from tqdm.auto import tqdm
-
-    from houseprice.maps.overlay import heatmap_overlay, save_overlay_png, signed_overlay
-
-    dev = resolve_device(device)
-    net = explained_net(model).to(dev)
-    db, cfg = load_database(model)
-    signed = db.signed is not None
+    """:func:`write_heatmaps` for a dataset's records and tiles."""
     assert ds.tiles is not None  # a model with visual features was trained on tiles
-    db_ids = database_ids(model)
-    ids = frame["house_id"].astype(str).to_numpy()
-    (out / "overlays").mkdir(parents=True, exist_ok=True)
-    (out / "heatmaps").mkdir(parents=True, exist_ok=True)
-    size = model.config.siamese.image_size
-    bar = tqdm(total=len(ds.records), desc="overlays", disable=not progress, leave=False)
-    for start in range(0, len(ds.records), chunk):
-        part = ds.records.iloc[start : start + chunk]
-        tiles = ds.tiles.read(part, size, warn=False)
-        idx = np.flatnonzero(tiles.ok)
-        bar.update(len(part))
-        if not len(idx):
-            continue
-        maps, neigh = transfer_maps(
-            net, db, tiles.pixels[idx], cfg.key, device=dev, layer=cfg.layer, signed=signed
-        )
-        for k, j in enumerate(idx):
-            i = start + int(j)
-            tile, hm = tiles.pixels[j], maps[k].numpy()
-            name = f"{safe_name(ids[i])}.png"
-            save_overlay_png(
-                tile, hm, out / "overlays" / name, colorbar=True, title=ids[i], signed=signed
-            )
-            pixel = signed_overlay(tile, hm) if signed else heatmap_overlay(tile, hm)
-            Image.fromarray(pixel).save(out / "heatmaps" / name)
-            frame.loc[frame.index[i], "overlay"] = f"overlays/{name}"
-            frame.loc[frame.index[i], "heatmap"] = f"heatmaps/{name}"
-            frame.loc[frame.index[i], "neighbour"] = db_ids[int(neigh[k])]
-    bar.close()
-    net.to("cpu")
-    return signed
+    return write_heatmaps(
+        model, ds.records, ds.tiles, frame, out, device=device, progress=progress, chunk=chunk
+    )
 
 
 def _scorable(model: HousePriceModel, ds: Dataset) -> bool:
@@ -152,6 +99,10 @@ def explain_table(
     max_evidence: int = 200,
     overwrite: bool = False,
     label_masks: str | Path | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    partitions: int | None = None,
 ) -> ExplainResult:
     """Price and explain every house of a table: overlays, a table, a map, a score report.
 
@@ -159,7 +110,12 @@ def explain_table(
     only if houseprice wrote it). Paths in ``explanations.csv`` are relative to ``out_dir``; the
     returned frame holds absolute ones. ``label_masks``: folder of the synthetic city's label
     masks for the per-driver scores (default ``<table folder>/masks``; skipped without them).
+    ``engine="dask"``: prices, contributions and heatmap PNGs are computed by Dask workers, one
+    task per row-range partition (:mod:`houseprice.jobs.explain_dask`; ``scheduler``,
+    ``workers``, ``partitions`` as for ``predict``); the table, report and map are written
+    here, identical to the local engine's.
     """
+    _check_engine(engine, scheduler=scheduler, workers=workers, partitions=partitions)
     model = HousePriceModel.load(model_dir)
     full = load_any(table, purpose="predict")
     rec = full.records
@@ -180,16 +136,10 @@ def explain_table(
     with atomic_directory(
         out, overwrite=overwrite, kind="houseprice-explanations", inputs=(model_dir, table)
     ) as tmp:
-        frame = model.predict_frame(
-            rec, ds.tiles, device=device, progress=progress, contributions=True
+        dask = {"scheduler": scheduler, "workers": workers, "partitions": partitions}
+        frame, signed = _per_house(
+            model_dir, model, ds, tmp, engine=engine, device=device, progress=progress, dask=dask
         )
-        frame["image"] = ds.tiles.describe(rec) if ds.tiles is not None else None
-        frame["heatmap"] = None
-        frame["overlay"] = None
-        frame["neighbour"] = None
-        signed = False
-        if model.featurizer is not None:
-            signed = _write_heatmaps(model, ds, frame, tmp, device=device, progress=progress)
         write_csv(frame.drop(columns=model.visual_columns), tmp / "explanations.csv")
         if _scorable(model, full):
             report = evidence_scores(
@@ -216,6 +166,47 @@ def explain_table(
         report=report,
         frame=frame,
     )
+
+
+def _per_house(
+    model_dir: str | Path,
+    model: HousePriceModel,
+    ds: Dataset,
+    tmp: Path,
+    *,
+    engine: str,
+    device: str,
+    progress: bool,
+    dask: dict[str, Any],
+) -> tuple[pd.DataFrame, bool]:
+    """Prices, contributions and PNGs (into ``tmp``) of every house: here, or on Dask."""
+    rec = ds.records
+    if engine != "dask" or not len(rec):
+        return explain_rows(model, rec, ds.tiles, tmp, device=device, progress=progress)
+    frame, signed = explain_on_dask(
+        model_dir,
+        rec,
+        ds.tiles,
+        tmp,
+        options={"device": device, "progress": progress, "partitions": dask["partitions"]},
+        scheduler=dask["scheduler"],
+        workers=dask["workers"],
+    )
+    frame["image"] = ds.tiles.describe(rec) if ds.tiles is not None else None  # client's paths
+    return frame, signed
+
+
+def _check_engine(engine: str, **dask_options: Any) -> None:
+    """``engine`` is known; the Dask options are given only with ``engine="dask"``."""
+    from houseprice.errors import UserInputError
+
+    if engine not in ("local", "dask"):
+        raise UserInputError(f"--engine must be local or dask, got {engine!r}")
+    given = [f"--{k}" for k, v in dask_options.items() if v is not None]
+    if engine == "local" and given:
+        raise UserInputError(
+            f"{', '.join(given)}: only with --engine dask (the local engine does not use them)"
+        )
 
 
 def _check_file_target(path: Path, overwrite: bool, *, inputs: tuple[str | Path, ...]) -> None:
