@@ -24,6 +24,7 @@ from houseprice.artifacts import (
 )
 from houseprice.data.houses import Dataset, load_any
 from houseprice.data.houses.source import FolderTiles
+from houseprice.errors import UserInputError
 from houseprice.jobs.explain_dask import CHUNK, explain_on_dask, explain_rows, write_heatmaps
 from houseprice.jobs.outputs import write_csv
 from houseprice.maps import folder_for
@@ -116,6 +117,8 @@ def explain_table(
     here, identical to the local engine's.
     """
     _check_engine(engine, scheduler=scheduler, workers=workers, partitions=partitions)
+    if max_evidence < 1:
+        raise UserInputError(f"max_evidence must be at least 1 house, got {max_evidence}")
     model = HousePriceModel.load(model_dir)
     full = load_any(table, purpose="predict")
     rec = full.records
@@ -198,8 +201,6 @@ def _per_house(
 
 def _check_engine(engine: str, **dask_options: Any) -> None:
     """``engine`` is known; the Dask options are given only with ``engine="dask"``."""
-    from houseprice.errors import UserInputError
-
     if engine not in ("local", "dask"):
         raise UserInputError(f"--engine must be local or dask, got {engine!r}")
     given = [f"--{k}" for k, v in dask_options.items() if v is not None]
