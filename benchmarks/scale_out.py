@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+LOAD_AT_START = os.getloadavg()[0]
 
 
 def build(tmp: Path, rows: list[int]) -> tuple[Path, dict[int, Path]]:
@@ -68,8 +69,12 @@ def one(spec: dict) -> dict:
     if spec["engine"] == "dask":
         import logging
 
+        import dask
         from distributed import Client, LocalCluster
 
+        from houseprice.jobs.engines import LOCAL_CLUSTER_CONFIG
+
+        dask.config.set(LOCAL_CLUSTER_CONFIG)  # as houseprice's own LocalCluster
         cluster = LocalCluster(
             n_workers=spec["workers"],
             threads_per_worker=1,
@@ -106,8 +111,10 @@ def run(spec: dict) -> dict:
     print("…", spec["engine"], spec["workers"], spec["rows"], flush=True)
     cmd = [sys.executable, __file__, "--one", json.dumps(spec)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}  # 1 core each
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"measurement {spec} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -146,7 +153,8 @@ def report(args: argparse.Namespace, speed: list, memory: list) -> None:
         / max(memory[0]["worker_peak_rss_mb"])
         - 1,
         "goals": {"speedup": 1.7, "overhead": 0.15, "rss_growth": 0.20},
-        "machine": f"{platform.machine()} {platform.processor()}, 2 cores shared with other jobs",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{LOAD_AT_START:.1f} when the run started (1-min, from os.getloadavg)",
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "scale_out.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -197,8 +197,10 @@ def benchmarks_section() -> str:
     so = _load(BENCH / "scale_out.json")
     if so and "speedup_2_vs_1_workers" in so:
         out.append(
-            f"- Dask scoring: {so['speedup_2_vs_1_workers']:.2f}× from 1 to 2 workers, measured "
-            "on a loaded machine (`benchmarks/scale_out.py`; see docs/scaling.md)"
+            f"- Dask scoring: {so['speedup_2_vs_1_workers']:.2f}× from 1 to 2 workers, "
+            f"{100 * so['dask_overhead_1_worker']:+.0f}% wall time against the local engine at "
+            f"1 worker, worker peak memory {100 * so['worker_rss_growth']:+.1f}% from 10k to 100k "
+            "rows (`benchmarks/scale_out.py`; see docs/scaling.md)"
         )
     ms = _load(BENCH / "map_size.json")
     if ms and "kib_per_house" in ms:

@@ -186,6 +186,14 @@ def dask_partition(
     return _finish(score_partition(job, part, rows, model=model, tiles=tiles, on_chunk=on_chunk))
 
 
+#: Dask config for the LocalCluster: do not give workers ``MALLOC_TRIM_THRESHOLD_=65536``
+#: (distributed's default ``pre-spawn-environ``). With it glibc returns freed memory to the OS
+#: at once and every chunk's activations are page-faulted in again: measured +20-30% wall time
+#: (system time) on the torch forward pass (benchmarks/scale_out.py, docs/scaling.md).
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None
+}
+
 #: How long to try to reach an existing scheduler (``--scheduler``) before giving up.
 SCHEDULER_TIMEOUT = "10s"
 
@@ -215,9 +223,12 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         with client:
             yield client
         return
+    import dask
+
     n = workers or os.cpu_count() or 1
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     with (
+        dask.config.set(LOCAL_CLUSTER_CONFIG),
         LocalCluster(
             n_workers=n,
             threads_per_worker=1,

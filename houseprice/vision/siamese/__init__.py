@@ -1,4 +1,5 @@
-"""The rank-siamese net (Chen et al. 2020, §4.2): ``model`` (architecture), ``train`` and
+"""The rank-siamese net (Chen et al. 2020, §4.2): ``model`` (architecture), ``pairs``
+(augmentation, in-batch pairs, rank loss), ``train`` and
 ``distributed`` (data-parallel training over a ``torch.distributed`` process group)."""
 
 from __future__ import annotations
@@ -12,21 +13,23 @@ from houseprice.vision.siamese.model import (
     SiameseConfig,
     fit_normalisation,
 )
+from houseprice.vision.siamese.pairs import (
+    apply_dihedral,
+    batch_pairs,
+    dihedral_augment,
+    dihedral_draws,
+    pair_loss,
+)
 from houseprice.vision.siamese.train import (
     FitResult,
     SiameseTrainConfig,
-    apply_dihedral,
-    batch_pairs,
     check_configs,
-    dihedral_augment,
-    dihedral_draws,
     encode_batch,
     evaluate,
     extract_features,
     fit_siamese,
     held_out_pairs,
     make_batches,
-    pair_loss,
     train_one_epoch,
 )
 

@@ -1,4 +1,4 @@
-"""Training the rank-siamese net (Chen §4.2): training config, pairs, loss, epochs, evaluation.
+"""Training the rank-siamese net (Chen §4.2): training config, batches, epochs, evaluation.
 
 Training forms pairs *inside* each mini-batch so every tile is encoded once per step, yet each
 step sees O(B²) pairs, with a cross-entropy loss on the label [y_i > y_j] (Chen §4.2):
@@ -9,7 +9,7 @@ step sees O(B²) pairs, with a cross-entropy loss on the label [y_i > y_j] (Chen
   in a caller-given attribute space, e.g. location + size). Their price difference is mostly
   due to what the attributes miss — which is exactly what visual features are for.
 
-Augmentation respects top-down imagery: random 90° rotations and flips (dihedral group).
+Augmentation (dihedral group), in-batch pairs and the loss: :mod:`houseprice.vision.siamese.pairs`.
 Under an initialised ``torch.distributed`` process group (world size > 1) the same training
 runs data-parallel, with the one-process update on the same global batch
 (:mod:`houseprice.vision.siamese.distributed`); without one nothing changes.
@@ -29,11 +29,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from houseprice.vision.backbones import load_backbone_weights
 from houseprice.vision.siamese.distributed import Ranks, current, sync_batchnorm
 from houseprice.vision.siamese.model import RankSiamese, SiameseConfig, fit_normalisation
+from houseprice.vision.siamese.pairs import (
+    apply_dihedral,
+    dihedral_augment,
+    dihedral_draws,
+    pair_loss,
+)
 
 
 @dataclass
@@ -79,65 +85,6 @@ def check_configs(config: SiameseConfig, training: SiameseTrainConfig) -> None:
             f"SiameseTrainConfig.aux_weight={training.aux_weight}: the auxiliary pair head must "
             "be built (aux_head=True) exactly when its loss has a positive weight"
         )
-
-
-def dihedral_augment(x: Tensor, generator: torch.Generator) -> Tensor:
-    """Random 90° rotation and horizontal flip per sample (top-down imagery has no 'up')."""
-    # x: (B, C, H, W)
-    return apply_dihedral(x, *dihedral_draws(x.shape[0], generator))
-
-
-def dihedral_draws(b: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """The draws of :func:`dihedral_augment` for ``b`` samples: rotations ``k`` and flips."""
-    k = torch.randint(0, 4, (b,), generator=generator)
-    flip = torch.rand(b, generator=generator) < 0.5
-    return k, flip
-
-
-def apply_dihedral(x: Tensor, k: Tensor, flip: Tensor) -> Tensor:
-    """Rotate sample ``b`` of ``x (B, C, H, W)`` by ``k[b]``·90°, then flip it if ``flip[b]``."""
-    out = x.clone()
-    for r in range(1, 4):
-        idx = (k == r).nonzero().flatten().to(x.device)
-        if len(idx):
-            out[idx] = torch.rot90(x[idx], r, dims=(2, 3))
-    fidx = flip.nonzero().flatten().to(x.device)
-    if len(fidx):
-        out[fidx] = out[fidx].flip(3)
-    return out
-
-
-def batch_pairs(targets: Tensor, tie_margin: float) -> tuple[Tensor, Tensor, Tensor]:
-    """All i<j pairs of a batch whose targets differ by more than ``tie_margin``.
-
-    Returns index tensors ``(i, j)`` and labels ``[t_i > t_j]`` (long).
-    """
-    n = targets.shape[0]
-    i, j = torch.triu_indices(n, n, offset=1, device=targets.device)
-    diff = targets[i] - targets[j]
-    keep = diff.abs() > tie_margin
-    return i[keep], j[keep], (diff[keep] > 0).long()
-
-
-def pair_loss(
-    model: RankSiamese,
-    feats: Tensor,
-    targets: Tensor,
-    tie_margin: float,
-    head: nn.Module | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Mean rank cross-entropy (Chen §4.2) over the batch's pairs; also returns the accuracy.
-
-    ``head`` is the pair head FC(d×2) to use (default: the model's main head ``fc``).
-    """
-    i, j, y = batch_pairs(targets, tie_margin)
-    if len(y) == 0:
-        zero = feats.sum() * 0.0
-        return zero, torch.zeros((), device=feats.device)
-    logits = model.pair_logits(feats[i], feats[j], head)  # (P, 2)
-    loss = F.cross_entropy(logits, y)
-    correct = (logits.argmax(1) == y).float().sum()
-    return loss, correct / len(y)
 
 
 def make_batches(
