@@ -199,8 +199,9 @@ def benchmarks_section() -> str:
         out.append(
             f"- Dask scoring: {so['speedup_2_vs_1_workers']:.2f}× from 1 to 2 workers, "
             f"{100 * so['dask_overhead_1_worker']:+.0f}% wall time against the local engine at "
-            f"1 worker, worker peak memory {100 * so['worker_rss_growth']:+.1f}% from 10k to 100k "
-            "rows (`benchmarks/scale_out.py`; see docs/scaling.md)"
+            f"1 worker, worker peak memory {100 * so['worker_rss_growth']:+.1f}% from "
+            f"{_rows(so, 0)} to {_rows(so, -1)} rows (`benchmarks/scale_out.py`; see "
+            "docs/scaling.md)"
         )
     ms = _load(BENCH / "map_size.json")
     if ms and "kib_per_house" in ms:
@@ -243,6 +244,12 @@ def ablation_section() -> str:
         "log-RMSE gain that the visual features reach; mean = mean share. Raw runs: "
         "`benchmarks/results/siamese_ablation.jsonl`.\n\n" + "\n".join(lines)
     )
+
+
+def _rows(scale_out: dict[str, Any], i: int) -> str:
+    """The ``i``-th memory measurement's row count of the scale-out report, as "10k" / "1M"."""
+    n = int(scale_out["memory_dask_2_workers"][i]["rows"])
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k"
 
 
 SECTIONS: dict[str, Callable[[], str]] = {
