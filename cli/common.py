@@ -47,6 +47,20 @@ Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 Overwrite = Annotated[
     bool, typer.Option("--overwrite", help="Replace an existing output written by houseprice.")
 ]
+# The Dask options of predict, explain and train (--engine dask).
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Dask scheduler address (tcp://host:8786) for --engine dask; default: a "
+        "LocalCluster with one worker process per core (or --workers). Workers need the "
+        "command's files (model, tiles, output folder) under the same paths.",
+    ),
+]
+Workers = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, max=1024, help="LocalCluster workers (default: cores)."),
+]
 
 
 class Purpose(str, Enum):

@@ -15,7 +15,9 @@ from cli.common import (
     Overwrite,
     ProfileOpt,
     Quiet,
+    Scheduler,
     Seed,
+    Workers,
     app,
     run_job,
     say,
@@ -109,18 +111,8 @@ def train_cmd(
             "(lightgbm.dask on a Dask cluster; the siamese stage stays local).",
         ),
     ] = Engine.local,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            "--scheduler",
-            help="Dask scheduler address (tcp://host:8786) for --engine dask; default: a "
-            "LocalCluster with --workers worker processes.",
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option("--workers", min=1, max=1024, help="LocalCluster workers (default: cores)."),
-    ] = None,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
     nproc: Annotated[
         int,
         typer.Option(
@@ -203,18 +195,8 @@ def predict_cmd(
         Engine,
         typer.Option("--engine", help="local: this process. dask: partitions on Dask workers."),
     ] = Engine.local,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            "--scheduler",
-            help="Dask scheduler address (tcp://host:8786); default: a LocalCluster with one "
-            "worker process per core. Workers need the model and tiles under the same paths.",
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option("--workers", min=1, max=1024, help="LocalCluster workers (default: cores)."),
-    ] = None,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
     partitions: Annotated[
         int | None,
         typer.Option(
@@ -332,19 +314,8 @@ def explain_cmd(
             "workers (the table, report and map are written here).",
         ),
     ] = Engine.local,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            "--scheduler",
-            help="Dask scheduler address (tcp://host:8786); default: a LocalCluster with one "
-            "worker process per core. Workers need the model, tiles and --out folder under "
-            "the same paths.",
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option("--workers", min=1, max=1024, help="LocalCluster workers (default: cores)."),
-    ] = None,
+    scheduler: Scheduler = None,
+    workers: Workers = None,
     partitions: Annotated[
         int | None,
         typer.Option("--partitions", min=1, help="Dask tasks (default: one per 512 houses)."),

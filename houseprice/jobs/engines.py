@@ -242,6 +242,44 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         yield client
 
 
+def run_partitions(
+    task: Callable[..., Any],
+    job: Any,
+    parts: list[Partition],
+    *extra: Any,
+    kind: str,
+    scheduler: str | None,
+    workers: int | None,
+    retries: int,
+    progress: bool | None,
+) -> list[Any]:
+    """``task(job, part, *extra)`` as one Dask task per partition; wait for all, in order.
+
+    Keys are ``houseprice-<kind>-<run>-<index>``; a task that raises is retried ``retries``
+    times (a dead worker's task is rescheduled by the scheduler). Dask's text progress bar is
+    shown in a terminal (a dashboard: connect with --scheduler).
+    """
+    from distributed import progress as show_progress
+
+    with dask_client(scheduler, workers) as client:
+        run = uuid.uuid4().hex[:8]
+        futures = [
+            client.submit(
+                task,
+                job,
+                p,
+                *extra,
+                key=f"houseprice-{kind}-{run}-{p.index:05d}",
+                retries=retries,
+                pure=False,
+            )
+            for p in parts
+        ]
+        if progress and futures and sys.stdout.isatty():
+            show_progress(futures)
+        return list(client.gather(futures))
+
+
 def run_dask(
     job: ScoringJob,
     todo: list[Partition],
@@ -253,26 +291,18 @@ def run_dask(
     retries: int = 2,
     task: Callable[..., PartResult] = dask_partition,
 ) -> list[PartResult]:
-    """Submit one task per partition to the cluster; wait for all (showing dask's progress)."""
-    from distributed import progress as show_progress
-
-    with dask_client(scheduler, workers) as client:
-        run = uuid.uuid4().hex[:8]
-        futures = [
-            client.submit(
-                task,
-                job,
-                p,
-                str(records_path),
-                key=f"houseprice-predict-{run}-{p.index:05d}",
-                retries=retries,
-                pure=False,
-            )
-            for p in todo
-        ]
-        if progress and futures and sys.stdout.isatty():
-            show_progress(futures)  # dask's text bar (a dashboard: connect with --scheduler)
-        return list(client.gather(futures))
+    """Score the partitions ``todo`` on the cluster (:func:`run_partitions`)."""
+    return run_partitions(
+        task,
+        job,
+        todo,
+        str(records_path),
+        kind="predict",
+        scheduler=scheduler,
+        workers=workers,
+        retries=retries,
+        progress=progress,
+    )
 
 
 # ------------------------------------------------------------------------------ the driver

@@ -20,8 +20,6 @@ replaces only its own houses' files (no duplicates, nothing half-written).
 from __future__ import annotations
 
 import contextlib
-import sys
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +32,8 @@ from houseprice.artifacts import atomic_write_bytes
 from houseprice.jobs.engines import (
     cached_model,
     cached_tiles,
-    dask_client,
     read_rows,
+    run_partitions,
     tile_recipe,
     write_records,
 )
@@ -236,25 +234,17 @@ def _run(
     retries: int,
     progress: bool | None,
 ) -> list[tuple[pd.DataFrame, bool]]:
-    """One task per partition; wait for all (dask's progress bar in a terminal)."""
-    from distributed import progress as show_progress
-
-    with dask_client(scheduler, workers) as client:
-        run = uuid.uuid4().hex[:8]
-        futures = [
-            client.submit(
-                task,
-                job,
-                p,
-                key=f"houseprice-explain-{run}-{p.index:05d}",
-                retries=retries,
-                pure=False,
-            )
-            for p in parts
-        ]
-        if progress and futures and sys.stdout.isatty():
-            show_progress(futures)
-        return list(client.gather(futures))
+    """One task per partition; wait for all (:func:`houseprice.jobs.engines.run_partitions`)."""
+    return run_partitions(
+        task,
+        job,
+        parts,
+        kind="explain",
+        scheduler=scheduler,
+        workers=workers,
+        retries=retries,
+        progress=progress,
+    )
 
 
 def _clear_leftovers(out: Path) -> None:

@@ -119,6 +119,26 @@ def tile_batches(
         yield x, (None if scores is None else torch.from_numpy(scores[s : s + bs]).float())
 
 
+def reference_sampler(
+    net: RankSiamese,
+    head: torch.nn.Module,
+    ref_tiles: np.ndarray,
+    ref_scores: np.ndarray,
+    cfg: ExplainConfig,
+    device: torch.device,
+) -> RankPairSampler:
+    """``cfg.n_samples`` rank-pair partners per house, drawn from the reference houses
+    (their visual features and log prices), compared through the pair ``head`` (Chen §4.2)."""
+    feats = torch.from_numpy(extract_features(net, torch.from_numpy(ref_tiles), device=device))
+    return RankPairSampler(
+        pair_head=head,
+        features=feats.to(device),
+        scores=torch.from_numpy(ref_scores).float(),
+        n_samples=cfg.n_samples,
+        seed=cfg.seed,
+    )
+
+
 def sampled_explainer(
     net: RankSiamese,
     ref_tiles: np.ndarray,
@@ -127,17 +147,10 @@ def sampled_explainer(
     device: torch.device,
 ) -> SampledGradCAM:
     """Direct (backprop) sampled-loss Grad-CAM with rank-pair partners from reference houses."""
-    feats = torch.from_numpy(extract_features(net, torch.from_numpy(ref_tiles), device=device))
     # The pairs are labelled by log price, so the head must be the one that ranks log prices:
     # the auxiliary head when the net has one (the main head ranks attribute residuals).
     head = net.fc_aux if net.fc_aux is not None else net.fc
-    sampler = RankPairSampler(
-        pair_head=head,
-        features=feats.to(device),
-        scores=torch.from_numpy(ref_scores).float(),
-        n_samples=cfg.n_samples,
-        seed=cfg.seed,
-    )
+    sampler = reference_sampler(net, head, ref_tiles, ref_scores, cfg, device)
     # negate=True: weights of −L, i.e. the evidence that *supports* the learned ranking (the
     # literal eq. 5–6 gradient of L points at evidence that would raise the loss).
     return SampledGradCAM(net, explain_layer(net, cfg), sampler, top_m=cfg.top_m, negate=True)
@@ -156,15 +169,8 @@ def signed_explainer(
     ``cfg.signed_head`` (``"main"``: ``fc``, the residual ranking; ``"aux"``: ``fc_aux``, the
     log-price ranking, the main head when the net has no auxiliary one).
     """
-    feats = torch.from_numpy(extract_features(net, torch.from_numpy(ref_tiles), device=device))
     head = net.fc_aux if cfg.signed_head == "aux" and net.fc_aux is not None else net.fc
-    sampler = RankPairSampler(
-        pair_head=head,
-        features=feats.to(device),
-        scores=torch.from_numpy(ref_scores).float(),
-        n_samples=cfg.n_samples,
-        seed=cfg.seed,
-    )
+    sampler = reference_sampler(net, head, ref_tiles, ref_scores, cfg, device)
     return SignedPairGradCAM(net, explain_layer(net, cfg), sampler)
 
 

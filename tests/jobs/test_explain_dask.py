@@ -7,10 +7,8 @@ it by address, which is also how ``--scheduler`` reaches an existing cluster.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -26,20 +24,6 @@ from houseprice.jobs.explain import ExplainResult, explain_table  # noqa: E402
 
 PNG_FOLDERS = ("overlays", "heatmaps")
 pytestmark = pytest.mark.slow  # multi-process (a 2-worker LocalCluster), ~1 min
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    env = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-        env=env,
-    ) as cluster:
-        yield cluster.scheduler_address
 
 
 def _explain(model: Path, city: Path, out: Path, **kw) -> ExplainResult:  # type: ignore[no-untyped-def]

@@ -7,10 +7,8 @@ it by address, which is also how ``--scheduler`` reaches an existing cluster.
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -23,20 +21,6 @@ from houseprice.jobs.engines import score_table  # noqa: E402
 from houseprice.jobs.stream import read_predictions  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    env = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-        env=env,
-    ) as cluster:
-        yield cluster.scheduler_address
 
 
 @pytest.fixture(scope="module")
