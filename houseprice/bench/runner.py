@@ -94,6 +94,7 @@ def _setup(
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
         "model_dir": context["model_dir"],
         "backbone": cfg.backbone.name,
         "image_size": cfg.image_size,

@@ -63,6 +63,7 @@ def validation_split(
 
 # name -> (EmbeddingTrainConfig overrides on the standard profile's, augmentation crop scale)
 _FAST = {"lr": 2e-3, "warmup_epochs": 1.0}
+_NS = {**_FAST, "loss": "normsoftmax", "temperature": 0.1}
 STANDARD_SWEEP: dict[str, tuple[dict[str, Any], tuple[float, float] | None]] = {
     "old_standard": ({"lr": 5e-4, "warmup_epochs": 0.0}, None),
     "lr2e-3_warmup": (_FAST, None),
@@ -74,6 +75,11 @@ STANDARD_SWEEP: dict[str, tuple[dict[str, Any], tuple[float, float] | None]] = {
     "normsoftmax_lr2e-3": ({**_FAST, "loss": "normsoftmax"}, None),
     "normsoftmax_lr4e-3": ({**_FAST, "loss": "normsoftmax", "lr": 4e-3}, None),
     "normsoftmax_lr2e-3_T0.1": ({**_FAST, "loss": "normsoftmax", "temperature": 0.1}, None),
+    # longer schedules: the 15-epoch standard net trains in ~5 min on an idle 2-core machine
+    "ns_T0.1_40ep": ({**_NS, "epochs": 40}, None),
+    "ns_T0.1_40ep_crop0.8": ({**_NS, "epochs": 40}, (0.8, 1.0)),
+    "ns_T0.1_40ep_lr4e-3": ({**_NS, "epochs": 40, "lr": 4e-3}, None),
+    "ns_T0.05_40ep": ({**_NS, "epochs": 40, "temperature": 0.05}, None),
 }
 
 

@@ -1,15 +1,16 @@
 """README numbers from committed results: every table is rendered here from a JSON file.
 
-``python -m houseprice.jobs.docs write`` rewrites each section of README and docs/pricing.md between
-``<!-- <name>:begin -->`` and ``<!-- <name>:end -->`` from the results files below;
-``tests/test_docs.py`` fails when README and the results disagree. ``python -m
+``python -m houseprice.jobs.docs write`` rewrites each marked section of README and docs/
+(:data:`DOCUMENTS`) between ``<!-- <name>:begin -->`` and ``<!-- <name>:end -->`` from the
+results files below; ``tests/test_docs.py`` fails when README and the results disagree. ``python -m
 houseprice.jobs.docs refresh-demo`` re-runs the standard demo and stores its reports in
 ``docs/results/demo_standard/`` (the one command behind the demo numbers).
 
 Results files: ``docs/results/demo_standard/{report,evidence}.json`` (``houseprice demo``),
 ``docs/results/bench_pricing_standard/report.json`` (``houseprice bench pricing``),
 ``docs/results/bench_explainers_standard/report.json`` (``houseprice bench explainers``),
-``benchmarks/results/*.json`` (``python benchmarks/run_all.py``).
+``benchmarks/results/*.json`` (``python benchmarks/run_all.py``),
+``docs/results/demo_standard/explain_choices.json`` (``python benchmarks/explain_choices.py``).
 """
 
 from __future__ import annotations
@@ -173,6 +174,45 @@ def explainers_section() -> str:
     return "\n".join(lines)
 
 
+def explainers_run_section() -> str:
+    """What the committed explainer-benchmark run was: net, data, wall time by stage."""
+    report = _load(RESULTS / "bench_explainers_standard" / "report.json")
+    if report is None:
+        return _missing("the explainer benchmark", "houseprice bench explainers ...")
+    s, t = report["setup"], report["setup"]["timings"]
+    nets = (report.get("retrain_runs") or {}).get("n_nets", 1)
+    return (
+        f"`houseprice bench explainers --profile {s['profile']} --retrain-runs {nets}`: "
+        f"{s['backbone']} net at {s['image_size']} px, {s['loss']} loss, {s['epochs']} epochs, "
+        f"{s['n_train_images']} training images; {s['n_test_images']} test images of "
+        f"{s['n_test_classes']} unseen classes, {s['n_eval_images']} explained. Wall time "
+        f"{t['total_seconds']:,.0f} s ({s['torch_threads']} torch threads, {s['device']}): "
+        f"training {t['train_seconds']:,.0f} s, explaining {t['explain_seconds']:,.0f} s, "
+        f"{nets - 1} retrained nets {t['retrain_seconds']:,.0f} s."
+    )
+
+
+def tuning_section() -> str:
+    """The validation sweep behind the standard profile's embedding settings."""
+    res = _load(RESULTS / "bench_explainers_standard" / "tuning.json")
+    if res is None:
+        return _missing("the tuning sweep", "python -m houseprice.bench.tuning ...")
+    lines = [
+        "| setting | changes from the standard profile's base | crops | epochs | val R@1 (last) "
+        "| val R@1 (best epoch) | val NMI |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for row in res["settings"]:
+        changes = ", ".join(f"{k} {v}" for k, v in row["overrides"].items() if k != "epochs")
+        lo, hi = row["aug_scale"]
+        lines.append(
+            f"| `{row['name']}` | {changes} | {100 * lo:.0f}-{100 * hi:.0f} % | {row['epochs']} "
+            f"| {row['val_recall_at_1']:.3f} | {row['best_val_recall_at_1']:.3f} "
+            f"| {row['val_nmi']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def benchmarks_section() -> str:
     out = []
     sp = _load(BENCH / "explain_speed.json")
@@ -246,6 +286,90 @@ def ablation_section() -> str:
     )
 
 
+def machines_section() -> str:
+    """The standard demo on two machines: what moved with the CPU (same code, same threads)."""
+    base = RESULTS / "demo_standard"
+    runs = {"current": base, "earlier machine": base / "earlier_machine"}
+    reports = {k: _load(v / "report.json") for k, v in runs.items()}
+    evidence = {k: _load(v / "evidence.json") for k, v in runs.items()}
+    seconds = {k: _load(v / "seconds.json") for k, v in runs.items()}
+    info = _load(base / "machines.json")
+    if info is None or None in reports.values() or None in evidence.values():
+        return _missing("the two-machine comparison", "python -m houseprice.jobs.docs refresh-demo")
+    cur = info["current"]
+    lines = [
+        f"| standard demo, seed 0 | this machine ({cur['cpu']}, {cur['cpu_capability']}) "
+        "| earlier machine |",
+        "|---|---:|---:|",
+    ]
+    for name in reports["current"]["accuracy_within_10pct"]:
+        cells = []
+        for k in runs:
+            row = reports[k]["accuracy_within_10pct"][name]
+            cells.append(f"{100 * row['without_visual']:.1f} → {100 * row['lift']:+.1f}")
+        lines.append(f"| {name}: w/o VF → lift | {' | '.join(cells)} |")
+    for label, key in (("share", "evidence_mask_ratio"), ("pointing", "evidence_pointing")):
+        cells = [f"{evidence[k][key]['transfer']:.3f}" for k in runs]
+        lines.append(f"| transfer heatmaps, {label} (test) | {' | '.join(cells)} |")
+    if None not in seconds.values():
+        cells = [f"{seconds[k]['train']:.0f} s" for k in runs]
+        lines.append(f"| training time | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def choices_section() -> str:
+    """The explanations' validation choices (benchmarks/explain_choices.py)."""
+    res = _load(RESULTS / "demo_standard" / "explain_choices.json")
+    command = (
+        "python benchmarks/explain_choices.py --demo DEMO_OUT "
+        "--out docs/results/demo_standard/explain_choices.json"
+    )
+    if res is None or "chosen" not in res:
+        return _missing("the validation choices", command)
+    lines = [
+        "| layer / signed head | share (transfer) | pointing | share (abs. signed) "
+        "| sign agreement |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, v in res["variants"].items():
+        agree = [d["agree"] for d in v["signed"]["transfer"].values() if d["n"]]
+        ratio, point = v["evidence_mask_ratio"], v["evidence_pointing"]
+        lines.append(
+            f"| {name.replace('_', ' / ')} | {ratio['transfer']:.3f} | {point['transfer']:.2f} | "
+            f"{ratio['transfer_abs']:.3f} | {sum(agree) / len(agree):.2f} |"
+        )
+    fused = ", ".join(
+        f"{k.replace('_', ' ')} {v['ratio']:.3f} / {v['pointing']:.2f}"
+        for k, v in res["fusions"].items()
+    )
+    k = res["key"]
+    sweep = ", ".join(f"{s}: {r:.3f}" for s, r in res["centre_prior_sweep"].items())
+    chosen, defaults = res["chosen"], res["defaults"]
+    same = [n for n in chosen if chosen[n] == defaults[n]]
+    differ = [f"{n} (chosen {chosen[n]}, default {defaults[n]})" for n in chosen if n not in same]
+    n = res["variants"]["final_main"]["n_houses"]
+    return "\n".join(
+        [
+            f"{n} validation houses (own database entries removed); `{command}`.",
+            "",
+            *lines,
+            "",
+            f"Fusions of the two layers' transfer maps (share / pointing): {fused}.",
+            "",
+            f"Search key, paired over {k['n_houses']} houses: share visual "
+            f"{k['ratio']['visual']:.3f}, "
+            f"pooled {k['ratio']['pooled']:.3f} (pooled − visual {k['pooled_minus_visual']:+.4f} ± "
+            f"{k['standard_error']:.4f} s.e.).",
+            "",
+            f"Centre prior sigma (fraction of the tile side) → share: {sweep}.",
+            "",
+            "Chosen by the stated criteria and equal to the defaults: "
+            + (", ".join(f"{n} = {chosen[n]}" for n in same) or "none")
+            + ("." if not differ else "; differing: " + ", ".join(differ) + "."),
+        ]
+    )
+
+
 def _rows(scale_out: dict[str, Any], i: int) -> str:
     """The ``i``-th memory measurement's row count of the scale-out report, as "10k" / "1M"."""
     n = int(scale_out["memory_dask_2_workers"][i]["rows"])
@@ -261,9 +385,13 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "explainers": explainers_section,
     "benchmarks": benchmarks_section,
     "ablation": ablation_section,
+    "choices": choices_section,
+    "machines": machines_section,
+    "explainers_run": explainers_run_section,
+    "tuning": tuning_section,
 }
 #: The files whose marked sections are rendered (paths relative to the repository).
-DOCUMENTS = ("README.md", "docs/pricing.md")
+DOCUMENTS = ("README.md", "docs/pricing.md", "docs/explain.md", "docs/bench_explainers.md")
 
 
 def markers(name: str) -> tuple[str, str]:

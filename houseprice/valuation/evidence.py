@@ -172,8 +172,8 @@ def centre_prior_maps(n: int, size: int, sigma_frac: float = CENTRE_PRIOR_SIGMA_
     Tiles are centred on the house (data_specs/houses.md), so "look at the middle" is a strong
     prior for where the price evidence is. A heatmap method is only informative beyond that
     prior if it beats this map; it is reported next to uniform for that reason.
-    ``sigma_frac = 0.1`` was the strongest of 0.1–0.3 on the standard demo city (0.330 vs
-    0.167 at 0.3), i.e. the baseline is deliberately tuned in its own favour.
+    ``sigma_frac = 0.1`` is the strongest of 0.05–0.3 on the standard demo city's *validation*
+    houses (``benchmarks/explain_choices.py``), i.e. the baseline is tuned in its own favour.
     """
     c = (size - 1) / 2
     yy, xx = np.mgrid[0:size, 0:size]

@@ -86,7 +86,15 @@ MODEL_JSON_SCHEMA: dict[str, Any] = {
 
 
 def _versions() -> dict[str, str]:
+    """Library versions and the CPU kernel level the model was trained with.
+
+    The siamese stage is byte-reproducible only with all of these equal (and the thread
+    count, ``info.torch_threads``): torch picks its CPU kernels by instruction set
+    (``cpu_capability``: AVX2, AVX512, ...), whose float rounding differs (README,
+    "Reproducibility").
+    """
     import lightgbm
+    import PIL
     import sklearn
 
     return {
@@ -94,6 +102,9 @@ def _versions() -> dict[str, str]:
         "torch": torch.__version__,
         "lightgbm": lightgbm.__version__,
         "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
     }
 
 

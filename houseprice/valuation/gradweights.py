@@ -62,9 +62,10 @@ class ExplainConfig:
 
     n_samples: int = 50  # N_s sampled partner houses per training house (Chen §4.2)
     top_m: int = 50  # channels kept (Chen §4.2)
-    # Search space for the nearest neighbour, a measured choice (standard demo city, 200 unseen
-    # houses, evidence-mask ratio): 4-d visual feature 0.207 vs pooled backbone map 0.194.
-    key: KeyKind = "visual"
+    # Search space for the nearest neighbour, chosen on validation houses: the pooled backbone
+    # map unless it is not better than the 4-d visual feature by more than two standard errors
+    # (benchmarks/explain_choices.py; docs/explain.md "Sharper maps?": +0.012 ± 0.005).
+    key: KeyKind = "pooled"
     batch_size: int = 64
     seed: int = 0
     # Explained layer (RankSiamese.explain_layer). Models written before the option have the
@@ -108,6 +109,18 @@ def search_keys(
         fmap = net.forward_features(x)  # (B, C, h, w)
         out.append((net.forward_head(fmap) if key == "visual" else net.pool(fmap)).cpu())
     return torch.cat(out)
+
+
+class PooledKey(torch.nn.Module):
+    """A view of the net whose output is the pooled backbone map ``(B, C)``: the "pooled"
+    search key, computed in the forward pass that transfer hooks (no second pass)."""
+
+    def __init__(self, net: RankSiamese) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net.pool(self.net.forward_features(x))  # (B, 3, S, S) -> (B, C)
 
 
 def tile_batches(
@@ -312,14 +325,12 @@ def transfer_maps(
     ``signed``: transfer the signed weights; the maps are then signed, in ``[-1, 1]``
     (:func:`~houseprice.explain.signed_maps`), positive = raises the price ranking.
     """
-    cam = WeightTransferCAM(net, net.explain_layer(layer), db, signed=signed)
+    # the key comes out of the same forward pass: the net's output (visual) or its pooled map
+    model = net if key == "visual" else PooledKey(net)
+    cam = WeightTransferCAM(model, net.explain_layer(layer), db, signed=signed)
     maps, neigh = [], []
     for x, _ in tile_batches(tiles, None, net, batch_size, device):
-        q = None  # "visual": the net's output is the key, one forward pass gives both
-        if key == "pooled":
-            with torch.no_grad():
-                q = net.pool(net.forward_features(x)).float()
-        e = cam.explain(x, q)
+        e = cam.explain(x)
         assert e.linear is not None
         maps.append((signed_maps(e.linear, (x.shape[-2], x.shape[-1])) if signed else e.maps).cpu())
         neigh.append(e.extras["neighbour"].cpu())

@@ -178,7 +178,7 @@ def test_signed_weights_are_the_cam_of_the_residual_head_and_transfer_keeps_the_
         u = net.fc.weight[1] - net.fc.weight[0]
         want = (u @ net.embed.weight) / (fmap.shape[2] * fmap.shape[3])  # (C,)
     torch.testing.assert_close(db.signed, want.expand_as(db.signed), rtol=1e-4, atol=1e-7)
-    signed, neigh = transfer_maps(net, db, ref[:3], "visual", device=CPU, signed=True)
+    signed, neigh = transfer_maps(net, db, ref[:3], cfg.key, device=CPU, signed=True)
     assert neigh.tolist() == [0, 1, 2]
     cam = torch.einsum("bchw,c->bhw", fmap[:3], want)
     cam = F.interpolate(cam[:, None], size=(32, 32), mode="bilinear", align_corners=False)[:, 0]
@@ -196,7 +196,7 @@ def test_penultimate_layer_database_and_old_folders(tmp_path: Path) -> None:
     cfg = ExplainConfig(n_samples=4, top_m=3, layer="penultimate")
     db, dense = build_database(net, ref, scores, cfg, device=CPU)
     assert db.n_channels == dense.shape[1] == 12  # widths (8, 12, 16): the stage before last
-    maps, _ = transfer_maps(net, db, ref, "visual", device=CPU, layer="penultimate")
+    maps, _ = transfer_maps(net, db, ref, cfg.key, device=CPU, layer="penultimate")
     with torch.no_grad():
         a = net.backbone.stages[:-1](net.backbone.stem(net.preprocess(torch.from_numpy(ref))))
     assert a.shape[-1] == 8  # 16x16 on 64 px; 8x8 on these 32-px tiles
@@ -228,3 +228,27 @@ def test_a_database_without_signed_weights_fails_clearly_when_they_are_needed(
     assert db2.signed is None and cfg.layer == "final" and cfg.signed is False
     with pytest.raises(FormatError, match=r"python -m houseprice\.valuation\.gradweights"):
         load_database(model, need_signed=True)
+
+
+@pytest.mark.parametrize("key", ["pooled", "visual"])
+def test_transfer_searches_with_the_key_of_the_same_forward_pass(key: str) -> None:
+    """Query keys are the net's pooled map (or its visual feature) of each tile, taken from
+    the transfer's own forward pass: perturbed copies of reference tiles find those
+    references, as a brute-force search over independently computed keys does."""
+    net = tiny_net()
+    ref, scores = tiles(12, 6), np.linspace(11.0, 13.0, 12)
+    cfg = ExplainConfig(n_samples=5, top_m=4, key=key)  # type: ignore[arg-type]
+    db, _ = build_database(net, ref, scores, cfg, device=CPU)
+    rng = np.random.default_rng(3)
+    query = np.clip(ref[[4, 9]].astype(int) + rng.integers(-2, 3, ref[[4, 9]].shape), 0, 255)
+    query = query.astype(np.uint8)
+    _, neigh = transfer_maps(net, db, query, key, device=CPU)  # type: ignore[arg-type]
+    with torch.no_grad():
+
+        def keys(t: np.ndarray) -> torch.Tensor:
+            f = net.forward_features(net.preprocess(torch.from_numpy(t)))
+            k = net.pool(f) if key == "pooled" else net.forward_head(f)
+            return F.normalize(k, dim=1) if key == "pooled" else k
+
+        want = torch.cdist(keys(query), keys(ref)).argmin(dim=1)
+    assert neigh.tolist() == want.tolist() == [4, 9]
