@@ -289,6 +289,16 @@ def evaluate_cmd(
     say(f"report: {Path(out) / 'report.md'}")
 
 
+ExplainResume = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Keep the partitions an interrupted run of the same job finished (in the hidden "
+        ".<out>.explain-work folder next to --out) and explain only the rest.",
+    ),
+]
+
+
 @app.command("explain")
 def explain_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model folder.")],
@@ -320,6 +330,7 @@ def explain_cmd(
         int | None,
         typer.Option("--partitions", min=1, help="Dask tasks (default: one per 512 houses)."),
     ] = None,
+    resume: ExplainResume = False,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -330,6 +341,11 @@ def explain_cmd(
     Example: houseprice explain --model models/city --input data/city/houses.csv\
     --out expl --map expl/map.html
     (add --engine dask [--scheduler tcp://host:8786] to run the per-house work on Dask)
+
+    Interrupted (Ctrl-C, a killed job)? Run the same command with --resume: the partitions
+    already explained are kept and only the missing ones run, e.g.
+    houseprice explain --model models/city --input data/city/houses.csv --out expl
+    --map expl/map.html --resume
     """
     from houseprice.jobs import explain_table
 
@@ -350,10 +366,12 @@ def explain_cmd(
             scheduler=scheduler,
             workers=workers,
             partitions=partitions,
+            resume=resume,
         ),
     )
     n_vis = int(res.frame["heatmap"].notna().sum())
-    say(f"explained {len(res.frame)} houses ({n_vis} with heatmaps); table {res.table}")
+    kept = f"; {res.reused} of {res.partitions} partitions kept from before" if res.reused else ""
+    say(f"explained {len(res.frame)} houses ({n_vis} with heatmaps); table {res.table}{kept}")
     if res.report is not None:
         ratios = ", ".join(f"{k} {v:.3f}" for k, v in res.report["evidence_mask_ratio"].items())
         say(f"evidence-mask ratio: {ratios}, uniform {res.report['uniform']:.3f}")

@@ -3,30 +3,39 @@
 Heatmaps come from the model's grad-weight database by nearest-neighbour transfer (no
 backpropagation, :mod:`houseprice.valuation.gradweights`); where the dataset has evidence masks
 (the synthetic city) the maps are scored (:mod:`houseprice.valuation.evidence`). The per-house
-work (prices, contributions, PNGs) runs here or, with ``engine="dask"``, on Dask workers
-(:mod:`houseprice.jobs.explain_dask`); the table, report and map are always written here.
+work (prices, contributions, PNGs) runs partition by partition here or, with
+``engine="dask"``, on Dask workers (:mod:`houseprice.jobs.explain_dask`), into a work folder
+that ``resume`` picks up after an interruption (:mod:`houseprice.jobs.explain_work`); the
+table, report and map are always written here.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from houseprice.artifacts import (
-    atomic_directory,
-    atomic_write_json,
-    atomic_write_text,
-    check_output_folder,
-)
+from houseprice.artifacts import atomic_write_json, atomic_write_text, check_output_folder
 from houseprice.data.houses import Dataset, load_any
 from houseprice.data.houses.source import FolderTiles
 from houseprice.errors import UserInputError
+from houseprice.jobs.engines import tile_recipe
 from houseprice.jobs.explain_dask import CHUNK, explain_on_dask, explain_rows, write_heatmaps
+from houseprice.jobs.explain_work import (
+    check_targets,
+    explain_job_info,
+    finish,
+    part_done,
+    prepare,
+    read_parts,
+    write_part,
+)
 from houseprice.jobs.outputs import write_csv
+from houseprice.jobs.stream import Partition, model_digest, plan, records_digest
 from houseprice.maps import folder_for
 from houseprice.valuation.evidence import evidence_markdown, evidence_scores
 from houseprice.valuation.model import HousePriceModel
@@ -42,6 +51,8 @@ class ExplainResult:
     map_html: Path | None
     report: dict[str, Any] | None
     frame: pd.DataFrame
+    partitions: int = 1  # row-range partitions of the run
+    reused: int = 0  # of them kept from an interrupted run (``resume``)
 
 
 def _write_heatmaps(
@@ -104,62 +115,60 @@ def explain_table(
     scheduler: str | None = None,
     workers: int | None = None,
     partitions: int | None = None,
+    resume: bool = False,
+    chunk_size: int = CHUNK,
 ) -> ExplainResult:
     """Price and explain every house of a table: overlays, a table, a map, a score report.
 
-    ``out_dir`` is written atomically (an existing one is replaced only with ``overwrite`` and
-    only if houseprice wrote it). Paths in ``explanations.csv`` are relative to ``out_dir``; the
-    returned frame holds absolute ones. ``label_masks``: folder of the synthetic city's label
-    masks for the per-driver scores (default ``<table folder>/masks``; skipped without them).
+    The houses are explained in row-range partitions (one per ``chunk_size`` houses, or
+    ``partitions`` of them on Dask) into the work folder ``.<out name>.explain-work/``
+    (:mod:`houseprice.jobs.explain_work`), which is renamed to ``out_dir`` once the table,
+    report and map are written: an interrupted run never leaves a partial ``out_dir``, and
+    ``resume`` keeps the partitions an interrupted run of the same job finished and explains
+    only the rest (a work folder of another job is refused; ``overwrite`` starts over). An
+    existing ``out_dir`` is replaced only with ``overwrite`` and only if houseprice wrote it.
+    Paths in ``explanations.csv`` are relative to ``out_dir``; the returned frame holds
+    absolute ones. ``label_masks``: folder of the synthetic city's label masks for the
+    per-driver scores (default ``<table folder>/masks``; skipped without them).
     ``engine="dask"``: prices, contributions and heatmap PNGs are computed by Dask workers, one
-    task per row-range partition (:mod:`houseprice.jobs.explain_dask`; ``scheduler``,
-    ``workers``, ``partitions`` as for ``predict``); the table, report and map are written
-    here, identical to the local engine's.
+    task per partition (:mod:`houseprice.jobs.explain_dask`; ``scheduler``, ``workers``,
+    ``partitions`` as for ``predict``); the table, report and map are written here, identical
+    to the local engine's.
     """
     _check_engine(engine, scheduler=scheduler, workers=workers, partitions=partitions)
     if max_evidence < 1:
         raise UserInputError(f"max_evidence must be at least 1 house, got {max_evidence}")
+    out = Path(os.path.abspath(out_dir))
+    inputs = (model_dir, table)
+    map_path = None if map_html is None else Path(os.path.abspath(map_html))
+    check_targets(out, overwrite=overwrite, resume=resume, inputs=inputs)
     model = HousePriceModel.load(model_dir)
     full = load_any(table, purpose="predict")
     rec = full.records
     if test_only:
         rec = rec[~rec["house_id"].astype(str).isin(set(model.train_ids))]
+        if not len(rec):
+            raise UserInputError(
+                f"{table}: all {len(full.records)} houses are the model's training houses; "
+                "nothing to explain with --unseen-only (drop the flag to explain them)"
+            )
     ds = full.subset(rec)
-    out = Path(os.path.abspath(out_dir))
-    map_path = None if map_html is None else Path(os.path.abspath(map_html))
-    inside = map_path is not None and out in map_path.parents
-    if map_path is not None and not inside:
-        _check_file_target(map_path, overwrite, inputs=(model_dir, table))
+    if map_path is not None and out not in map_path.parents:
+        _check_file_target(map_path, overwrite, inputs=inputs)
         if len(rec) > FOLDER_THRESHOLD:  # a folder map: refuse before the long work
-            check_output_folder(
-                folder_for(map_path), overwrite=overwrite, inputs=(model_dir, table)
-            )
-    page = None
-    report = None
-    with atomic_directory(
-        out, overwrite=overwrite, kind="houseprice-explanations", inputs=(model_dir, table)
-    ) as tmp:
-        dask = {"scheduler": scheduler, "workers": workers, "partitions": partitions}
-        frame, signed = _per_house(
-            model_dir, model, ds, tmp, engine=engine, device=device, progress=progress, dask=dask
-        )
-        write_csv(frame.drop(columns=model.visual_columns), tmp / "explanations.csv")
-        if _scorable(model, full):
-            report = evidence_scores(
-                model,
-                full,
-                max_houses=max_evidence,
-                device=device,
-                progress=progress,
-                label_masks=label_masks,
-            )
-            atomic_write_json(tmp / "report.json", report)
-            atomic_write_text(tmp / "report.md", evidence_markdown(report))
-        if map_path is not None:
-            target = tmp / map_path.relative_to(out) if inside else map_path
-            page = _render_map(model, ds, frame, tmp, target, overwrite=overwrite, signed=signed)
-            if inside:  # the page moves with the folder
-                page = out / page.relative_to(tmp)
+            check_output_folder(folder_for(map_path), overwrite=overwrite, inputs=inputs)
+    parts = plan(len(rec), chunk_size=chunk_size, partitions=partitions)
+    options = {"test_only": test_only, "max_evidence": max_evidence, "label_masks": label_masks}
+    info = _job_info(model_dir, table, full, ds, parts, out, map_path, options=options)
+    work = prepare(out, info, overwrite=overwrite, resume=resume)
+    todo = [p for p in parts if not (resume and part_done(work, p, info["key"]))]
+    run = {"scheduler": scheduler, "workers": workers, "device": device, "progress": progress}
+    _per_house(model_dir, model, ds, work, todo, key=info["key"], engine=engine, run=run)
+    frame, signed = read_parts(work, parts, rec)
+    frame["image"] = ds.tiles.describe(rec) if ds.tiles is not None else None  # client's paths
+    options = {**options, "device": device, "progress": progress, "overwrite": overwrite}
+    report, page = _write_outputs(model, full, ds, frame, (work, out, map_path), signed, options)
+    finish(work, out, overwrite=overwrite, inputs=inputs)
     for col in ("overlay", "heatmap"):
         frame[col] = [None if v is None else str(out / v) for v in frame[col]]
     return ExplainResult(
@@ -168,6 +177,39 @@ def explain_table(
         map_html=page,
         report=report,
         frame=frame,
+        partitions=len(parts),
+        reused=len(parts) - len(todo),
+    )
+
+
+def _job_info(
+    model_dir: str | Path,
+    table: str | Path,
+    full: Dataset,
+    ds: Dataset,
+    parts: list[Partition],
+    out: Path,
+    map_path: Path | None,
+    *,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``_job.json`` of this run: what the output depends on (not engine, workers or
+    device; the partition ranges are fixed by the chunk size or ``--partitions``)."""
+    inside = map_path is not None and out in map_path.parents
+    masks = options["label_masks"]
+    return explain_job_info(
+        model=str(Path(model_dir).resolve()),
+        model_digest=model_digest(model_dir),
+        table=str(Path(table).resolve()),
+        records=records_digest(full.records),
+        rows=len(ds.records),
+        tiles=None if ds.tiles is None else repr(tile_recipe(ds.tiles)),
+        test_only=options["test_only"],
+        max_evidence=options["max_evidence"],
+        label_masks=str(Path(masks if masks is not None else full.root / "masks").resolve()),
+        map=None if map_path is None else str(map_path.relative_to(out) if inside else map_path),
+        map_inside=inside,
+        partitions=[[p.start, p.stop] for p in parts],
     )
 
 
@@ -175,28 +217,81 @@ def _per_house(
     model_dir: str | Path,
     model: HousePriceModel,
     ds: Dataset,
-    tmp: Path,
+    work: Path,
+    todo: list[Partition],
     *,
+    key: str,
     engine: str,
-    device: str,
-    progress: bool,
-    dask: dict[str, Any],
-) -> tuple[pd.DataFrame, bool]:
-    """Prices, contributions and PNGs (into ``tmp``) of every house: here, or on Dask."""
+    run: dict[str, Any],
+) -> None:
+    """Prices, contributions and PNGs of the partitions ``todo``: here, or on Dask. Each
+    finished partition leaves its frame file in ``work``. ``run``: ``device``, ``progress``
+    and Dask's ``scheduler``, ``workers``."""
     rec = ds.records
-    if engine != "dask" or not len(rec):
-        return explain_rows(model, rec, ds.tiles, tmp, device=device, progress=progress)
-    frame, signed = explain_on_dask(
-        model_dir,
-        rec,
-        ds.tiles,
-        tmp,
-        options={"device": device, "progress": progress, "partitions": dask["partitions"]},
-        scheduler=dask["scheduler"],
-        workers=dask["workers"],
+    device, progress = run["device"], run["progress"]
+    if engine == "dask" and len(rec):
+        explain_on_dask(
+            model_dir,
+            rec,
+            ds.tiles,
+            work,
+            todo,
+            key=key,
+            options={"device": device, "progress": progress},
+            scheduler=run["scheduler"],
+            workers=run["workers"],
+        )
+        return
+    from tqdm.auto import tqdm
+
+    total = sum(p.rows for p in todo)
+    with tqdm(total=total, desc="houses", unit="house", disable=not progress) as bar:
+        for p in todo:
+            rows = rec.iloc[p.start : p.stop]
+            frame, signed = explain_rows(model, rows, ds.tiles, work, device=device, progress=False)
+            write_part(work, p, frame, key=key, signed=signed)
+            bar.update(p.rows)
+
+
+def _write_outputs(
+    model: HousePriceModel,
+    full: Dataset,
+    ds: Dataset,
+    frame: pd.DataFrame,
+    paths: tuple[Path, Path, Path | None],
+    signed: bool,
+    options: dict[str, Any],
+) -> tuple[dict[str, Any] | None, Path | None]:
+    """``explanations.csv``, the evidence report and the map, into the work folder (a map
+    outside ``out`` goes to its own path). ``paths``: the work folder, ``out``, the map;
+    ``options``: ``max_evidence``, ``label_masks``, ``device``, ``progress``, ``overwrite``.
+    Returns the report and the page to open."""
+    work, out, map_path = paths
+    write_csv(frame.drop(columns=model.visual_columns), work / "explanations.csv")
+    report = None
+    if _scorable(model, full):
+        try:
+            report = evidence_scores(
+                model,
+                full,
+                max_houses=options["max_evidence"],
+                device=options["device"],
+                progress=options["progress"],
+                label_masks=options["label_masks"],
+            )
+        except UserInputError as err:  # the scores are an extra: the explanations stand
+            warnings.warn(f"evidence scores skipped: {err}", stacklevel=2)
+        else:
+            atomic_write_json(work / "report.json", report)
+            atomic_write_text(work / "report.md", evidence_markdown(report))
+    if map_path is None:
+        return report, None
+    inside = out in map_path.parents
+    target = work / map_path.relative_to(out) if inside else map_path
+    page = _render_map(
+        model, ds, frame, work, target, overwrite=options["overwrite"], signed=signed
     )
-    frame["image"] = ds.tiles.describe(rec) if ds.tiles is not None else None  # client's paths
-    return frame, signed
+    return report, (out / page.relative_to(work) if inside else page)  # moves with the folder
 
 
 def _check_engine(engine: str, **dask_options: Any) -> None:
@@ -243,7 +338,13 @@ def _render_map(
     # 4-d features) that means nothing to the reader of a shared map.
     shown = frame.drop(columns=["overlay", *model.visual_columns]).copy()
     paths = ds.tiles.paths(ds.records) if isinstance(ds.tiles, FolderTiles) else None
-    shown["image"] = None if paths is None else [None if p is None else str(p) for p in paths]
+    # a tile that could not be read (missing file) is left out of its popup, not an error:
+    # the house was priced without visual features and the table says why (tile_problem)
+    shown["image"] = (
+        None
+        if paths is None
+        else [None if p is None or not Path(p).is_file() else str(p) for p in paths]
+    )
     shown["heatmap"] = [None if v is None else str(tmp / v) for v in frame["heatmap"]]
     target.parent.mkdir(parents=True, exist_ok=True)
     return render_valuation_map(

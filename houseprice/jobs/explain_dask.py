@@ -1,25 +1,27 @@
 """The explain job's per-house work (prices, contributions, heatmap PNGs) and its Dask engine.
 
-:func:`explain_rows` is what both engines run on a block of rows (the local engine on the whole
-table in this process, :func:`houseprice.jobs.explain.explain_table`).
+:func:`explain_rows` is what both engines run on each row-range partition of the table
+(:func:`houseprice.jobs.stream.plan`, one per :data:`CHUNK` rows unless ``--partitions``): the
+local engine in this process (:func:`houseprice.jobs.explain.explain_table`), the Dask engine
+as one task per partition (:func:`explain_on_dask`). Either way a finished partition leaves its
+houses' overlay/heatmap PNGs and its frame file ``part-NNNNN.parquet`` in the job's work folder
+(:mod:`houseprice.jobs.explain_work`), so ``--resume`` can skip it.
 
-The records are cut into fixed row-range partitions (:func:`houseprice.jobs.stream.plan`) and
-written once as ``_records.parquet`` into the job's temporary output folder; one task per
-partition reads its rows, its own tiles and the model (loaded once per worker process:
-:func:`houseprice.jobs.engines.cached_model`), runs :func:`explain_rows`
-and writes its houses' overlay/heatmap PNGs into that same folder. It returns its partition's
-frame (one row per house); the client concatenates them in row order and writes the table, the
-evidence report and the map itself (:func:`houseprice.jobs.explain.explain_table`).
+For Dask the records are written once as ``_records.parquet`` into the work folder; a task
+reads its rows, its own tiles and the model (loaded once per worker process:
+:func:`houseprice.jobs.engines.cached_model`), runs :func:`explain_rows`, writes its PNGs and
+its frame file on the worker and returns only a small :class:`PartDone`. The client reads the
+frame files back in row order and writes the table, the evidence report and the map itself.
 
-The temporary output folder, the model folder and the tiles must be reachable under the same
-paths from every worker (shared storage). A task that raises is retried ``retries`` times, one
-whose worker dies is rescheduled; PNGs are written atomically under the house's id, so a retry
-replaces only its own houses' files (no duplicates, nothing half-written).
+The work folder, the model folder and the tiles must be reachable under the same paths from
+every worker (shared storage). A task that raises is retried ``retries`` times, one whose
+worker dies is rescheduled; PNGs and frame files are written atomically (temp file + rename)
+under the house's id / partition index, so a retry replaces only its own files (no
+duplicates, nothing half-written).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +39,9 @@ from houseprice.jobs.engines import (
     tile_recipe,
     write_records,
 )
+from houseprice.jobs.explain_work import clear_temp_files, part_done, restore_dtypes, write_part
 from houseprice.jobs.outputs import safe_name
-from houseprice.jobs.stream import RECORDS_FILE, Partition, model_digest, plan
+from houseprice.jobs.stream import RECORDS_FILE, Partition, model_digest
 from houseprice.runtime import resolve_device
 from houseprice.valuation.gradweights import (
     database_ids,
@@ -146,122 +149,113 @@ def explain_rows(
 
 
 # ------------------------------------------------------------------------------ Dask engine
-#: Folders of the PNGs that tasks write (leftover temp files of dead attempts are removed).
-PNG_FOLDERS = ("overlays", "heatmaps")
-
-
 @dataclass(frozen=True)
 class ExplainJob:
     """What a partition task needs (picklable; paths absolute)."""
 
     model_dir: str
     model_digest: str  # the per-worker model cache key (engines.cached_model)
-    out: str  # the job's temporary output folder: PNGs go to <out>/overlays, <out>/heatmaps
+    out: str  # the work folder: PNGs go to <out>/overlays, <out>/heatmaps, frames to <out>/part-*
     records: str  # <out>/_records.parquet
     tiles: Any  # a picklable tile recipe (engines.tile_recipe)
     dtypes: dict[str, Any]  # the client's record dtypes, restored after the Parquet round trip
+    key: str  # the job key, written into each frame file's footer
     device: str = "cpu"
     threads: int | None = 1  # torch threads per task (one per worker thread)
 
 
+@dataclass(frozen=True)
+class PartDone:
+    """What a task returns: which partition, its rows, whether its maps are signed."""
+
+    index: int
+    rows: int
+    signed: bool
+
+
 def explain_partition(job: ExplainJob, part: Partition) -> tuple[pd.DataFrame, bool]:
-    """The task run on a worker: its rows, its tiles, the cached model; its houses' PNGs."""
+    """A partition's work on a worker: its rows, its tiles, the cached model; its PNGs."""
     import torch
 
     if job.threads:
         torch.set_num_threads(job.threads)
     model = cached_model(job.model_dir, job.model_digest)
     tiles = cached_tiles(job.tiles)
-    rows = _restore(read_rows(job.records, part.start, part.stop), job.dtypes)
+    rows = restore_dtypes(read_rows(job.records, part.start, part.stop), job.dtypes)
     return explain_rows(model, rows, tiles, Path(job.out), device=job.device, progress=False)
 
 
-def _restore(rows: pd.DataFrame, dtypes: dict[str, Any]) -> pd.DataFrame:
-    """The rows with the client's dtypes (Parquet may read a column back in another one)."""
-    for col, dtype in dtypes.items():
-        if col in rows.columns and rows[col].dtype != dtype:
-            rows[col] = rows[col].astype(dtype)
-    return rows
+def store_partition(
+    job: ExplainJob,
+    part: Partition,
+    compute: Callable[..., tuple[pd.DataFrame, bool]] = explain_partition,
+) -> PartDone:
+    """The task run on a worker: ``compute`` the partition, write its frame file, report."""
+    frame, signed = compute(job, part)
+    write_part(Path(job.out), part, frame, key=job.key, signed=signed)
+    return PartDone(index=part.index, rows=len(frame), signed=signed)
 
 
 def explain_on_dask(
     model_dir: str | Path,
     records: pd.DataFrame,
     tiles: Any,
-    out: Path,
+    work: Path,
+    todo: list[Partition],
     *,
+    key: str,
     options: dict[str, Any],
     scheduler: str | None = None,
     workers: int | None = None,
     retries: int = 2,
     task: Callable[..., tuple[pd.DataFrame, bool]] = explain_partition,
-) -> tuple[pd.DataFrame, bool]:
-    """Explain ``records`` on Dask; PNGs land in ``out``. Returns the frame (index of
-    ``records``, row order kept) and whether the maps are signed.
-
-    ``options``: ``device``, ``progress`` and ``partitions`` (default: one per ``CHUNK`` rows).
+) -> list[PartDone]:
+    """Explain the partitions ``todo`` of ``records`` on Dask, one task each: PNGs and frame
+    files land in the work folder ``work`` (read them with
+    :func:`houseprice.jobs.explain_work.read_parts`). ``task`` computes one partition on a
+    worker; ``options``: ``device`` and ``progress``.
     """
-    parts = plan(len(records), chunk_size=CHUNK, partitions=options.get("partitions"))
-    path = write_records(records, out / RECORDS_FILE, row_group_size=parts[0].rows)
-    frame_of = records.drop(columns="geometry", errors="ignore")
+    if not todo:
+        return []
+    path = write_records(records, work / RECORDS_FILE, row_group_size=max(p.rows for p in todo))
     job = ExplainJob(
         model_dir=str(Path(model_dir).resolve()),
         model_digest=model_digest(model_dir),
-        out=str(out.resolve()),
+        out=str(work.resolve()),
         records=str(path.resolve()),
         tiles=tile_recipe(tiles) if tiles is not None else None,
-        dtypes=dict(frame_of.dtypes),
+        dtypes=dict(records.drop(columns="geometry", errors="ignore").dtypes),
+        key=key,
         device=options.get("device", "cpu"),
     )
     try:
-        results = _run(job, parts, task, scheduler, workers, retries, options.get("progress"))
+        done = run_partitions(
+            store_partition,
+            job,
+            todo,
+            task,
+            kind="explain",
+            scheduler=scheduler,
+            workers=workers,
+            retries=retries,
+            progress=options.get("progress"),
+        )
     finally:
         path.unlink(missing_ok=True)
-        _clear_leftovers(out)
-    frame = pd.concat([f for f, _ in results])
-    if len(frame) != len(records):  # a bug, not a user error: never write a partial table
-        raise RuntimeError(f"Dask explain returned {len(frame)} rows for {len(records)}")
-    frame.index = records.index
-    return frame, any(s for _, s in results)
-
-
-def _run(
-    job: ExplainJob,
-    parts: list[Partition],
-    task: Callable[..., tuple[pd.DataFrame, bool]],
-    scheduler: str | None,
-    workers: int | None,
-    retries: int,
-    progress: bool | None,
-) -> list[tuple[pd.DataFrame, bool]]:
-    """One task per partition; wait for all (:func:`houseprice.jobs.engines.run_partitions`)."""
-    return run_partitions(
-        task,
-        job,
-        parts,
-        kind="explain",
-        scheduler=scheduler,
-        workers=workers,
-        retries=retries,
-        progress=progress,
-    )
-
-
-def _clear_leftovers(out: Path) -> None:
-    """Remove temp files that attempts killed mid-write left (``.<name>.png.*.tmp``)."""
-    for sub in PNG_FOLDERS:
-        folder = out / sub
-        if folder.is_dir():
-            for p in folder.glob(".*.tmp"):
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
+        clear_temp_files(work)
+    missing = [p.index for p in todo if not part_done(work, p, key)]
+    if missing:  # a bug, not a user error: never write a partial table
+        raise RuntimeError(f"Dask explain left partitions {missing} without their frame file")
+    return list(done)
 
 
 __all__ = [
     "CHUNK",
     "ExplainJob",
+    "PartDone",
     "explain_on_dask",
     "explain_partition",
     "explain_rows",
+    "store_partition",
     "write_heatmaps",
 ]

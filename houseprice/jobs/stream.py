@@ -229,9 +229,8 @@ def score_partition(
         with open(tmp, "wb") as fh:
             if job.fmt == "parquet":
                 assert job.schema is not None
-                meta = {"index": part.index, "start": part.start, "stop": part.stop}
                 schema = job.schema.with_metadata(
-                    {**(job.schema.metadata or {}), _META_KEY: json.dumps({**meta, "job": job.key})}
+                    {**(job.schema.metadata or {}), **part_footer(part, job.key)}
                 )
                 writer = pq.ParquetWriter(fh, schema)
             for s in range(0, len(records), job.chunk_size):
@@ -262,20 +261,32 @@ def score_partition(
     return PartResult(index=part.index, rows=len(records), n_fallback=n_fallback, pid=os.getpid())
 
 
-def part_is_done(job: ScoringJob, part: Partition) -> bool:
-    """A partition file exists and (Parquet) its footer says it is this job's whole range."""
-    path = Path(job.work) / part.name(job.fmt)
+def part_footer(part: Partition, key: str) -> dict[bytes, bytes]:
+    """The Parquet schema metadata that names a partition file's range and job key."""
+    meta = {"index": part.index, "start": part.start, "stop": part.stop, "job": key}
+    return {_META_KEY: json.dumps(meta).encode()}
+
+
+def parquet_part_done(path: Path, part: Partition, key: str) -> bool:
+    """``path`` is a Parquet file whose footer (:func:`part_footer`) and row count say it is
+    the whole range of ``part`` of the job ``key``."""
     if not path.is_file():
         return False
-    if job.fmt != "parquet":
-        return True  # renamed into place only when complete; _job.json says which job
     try:
         meta = pq.read_metadata(path)
         info = json.loads(meta.schema.to_arrow_schema().metadata[_META_KEY])
-    except (OSError, KeyError, ValueError, pa.ArrowException):
+    except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
         return False
-    want = {"index": part.index, "start": part.start, "stop": part.stop, "job": job.key}
+    want = json.loads(part_footer(part, key)[_META_KEY])
     return info == want and meta.num_rows == part.rows
+
+
+def part_is_done(job: ScoringJob, part: Partition) -> bool:
+    """A partition file exists and (Parquet) its footer says it is this job's whole range."""
+    path = Path(job.work) / part.name(job.fmt)
+    if job.fmt != "parquet":
+        return path.is_file()  # renamed into place only when complete; _job.json says which job
+    return parquet_part_done(path, part, job.key)
 
 
 def fallback_count(job: ScoringJob, part: Partition) -> int:
@@ -291,68 +302,6 @@ def fallback_count(job: ScoringJob, part: Partition) -> int:
 OURS = ("part-", ".part-", JOB_FILE, RECORDS_FILE, MANIFEST_NAME)
 
 
-def work_folder(out: Path) -> Path:
-    """Where the partition files go: the output folder (Parquet) or a hidden sibling (CSV)."""
-    return out if out.suffix.lower() != ".csv" else out.with_name(f".{out.name}.parts")
-
-
-def check_work(work: Path, *, overwrite: bool, resume: bool) -> None:
-    """Refuse early (before loading anything) an output that this run may not touch."""
-    if work.is_dir() and any(work.iterdir()):
-        finished = (work / MANIFEST_NAME).exists()
-        _read_job(work)  # a folder houseprice did not write: refused whatever the flags
-        if not (overwrite or resume):
-            state = "a finished run" if finished else "an unfinished run (pass --resume)"
-            raise OutputExistsError(
-                f"{work} exists and holds {state}; pass --overwrite to replace it"
-            )
-    elif work.exists() and not work.is_dir() and not overwrite:
-        raise OutputExistsError(f"{work} exists; pass --overwrite to replace it")
-
-
-def prepare_work(work: Path, job_info: dict[str, Any], *, overwrite: bool, resume: bool) -> Path:
-    """Make ``work`` ready for this job; with ``resume`` keep an earlier run of the same job.
-
-    ``job_info`` (with ``key``) is written to ``_job.json`` first. A folder houseprice did not
-    write is never touched; a finished one is replaced only with ``overwrite``.
-    """
-    if work.is_file() or work.is_symlink():
-        if not overwrite:
-            raise OutputExistsError(f"{work} exists; pass --overwrite to replace it")
-        work.unlink()
-    if work.is_dir() and any(work.iterdir()):
-        old = _read_job(work)
-        finished = (work / MANIFEST_NAME).exists()
-        if resume and old.get("key") == job_info["key"]:
-            with contextlib.suppress(FileNotFoundError):  # unfinished again until the end
-                (work / MANIFEST_NAME).unlink()
-            return work
-        if resume and not overwrite:
-            raise UserInputError(
-                f"{work} holds a run of another job (other model, input, options or "
-                "--chunk-size/--partitions); pass --overwrite to start over"
-            )
-        check_work(work, overwrite=overwrite, resume=False)
-        if finished:
-            check_replaceable(work)
-        _clear(work)
-    work.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(work / JOB_FILE, job_info)
-    return work
-
-
-def _read_job(work: Path) -> dict[str, Any]:
-    try:
-        obj = json.loads((work / JOB_FILE).read_text(encoding="utf-8"))
-        if not isinstance(obj, dict) or obj.get("format") != PREDICTIONS_KIND + "-job":
-            raise ValueError
-        return obj
-    except (OSError, ValueError) as err:
-        raise OutputExistsError(
-            f"{work} exists and was not written by houseprice predict; choose another --out"
-        ) from err
-
-
 def _clear(work: Path) -> None:
     """Delete an earlier run's files (the manifest first); refuse if anything else is there."""
     names = [p.name for p in work.iterdir()]
@@ -361,6 +310,102 @@ def _clear(work: Path) -> None:
         raise OutputExistsError(f"{work} holds files houseprice did not write ({foreign[0]})")
     for n in sorted(names, key=lambda n: n != MANIFEST_NAME):
         (work / n).unlink()
+
+
+@dataclass(frozen=True)
+class WorkKind:
+    """Whose work folder: the ``_job.json`` format tag, the command named in errors, the
+    options that change the partition layout, and how an earlier run's files are cleared
+    (``clear`` refuses a folder holding anything houseprice did not write)."""
+
+    job_format: str
+    command: str
+    layout: str
+    clear: Callable[[Path], None]
+
+
+PREDICT_WORK = WorkKind(PREDICTIONS_KIND + "-job", "predict", "--chunk-size/--partitions", _clear)
+
+
+def work_folder(out: Path) -> Path:
+    """Where the partition files go: the output folder (Parquet) or a hidden sibling (CSV)."""
+    return out if out.suffix.lower() != ".csv" else out.with_name(f".{out.name}.parts")
+
+
+def check_work(work: Path, *, overwrite: bool, resume: bool, kind: WorkKind = PREDICT_WORK) -> None:
+    """Refuse early (before loading anything) an output that this run may not touch."""
+    if work.is_dir() and any(work.iterdir()):
+        finished = (work / MANIFEST_NAME).exists()
+        read_job(work, kind)  # a folder houseprice did not write: refused whatever the flags
+        if not (overwrite or resume):
+            state = "a finished run" if finished else "an unfinished run (pass --resume)"
+            raise OutputExistsError(
+                f"{work} exists and holds {state}; pass --overwrite to replace it"
+            )
+    elif work.exists() or work.is_symlink():
+        _check_file_at(work, overwrite)
+
+
+def _check_file_at(work: Path, overwrite: bool) -> None:
+    """A file (not a folder) where the work folder goes: ``--overwrite`` replaces it only when
+    it is the output the user named; a hidden sibling path is houseprice's own choice, so a
+    file there was put by someone else and is never deleted."""
+    if work.name.startswith("."):
+        raise OutputExistsError(
+            f"{work} is a file, where houseprice keeps the run's work folder; move it away"
+        )
+    if not overwrite:
+        raise OutputExistsError(f"{work} exists; pass --overwrite to replace it")
+
+
+def prepare_work(
+    work: Path,
+    job_info: dict[str, Any],
+    *,
+    overwrite: bool,
+    resume: bool,
+    kind: WorkKind = PREDICT_WORK,
+) -> Path:
+    """Make ``work`` ready for this job; with ``resume`` keep an earlier run of the same job.
+
+    ``job_info`` (with ``key``) is written to ``_job.json`` first. A folder houseprice did not
+    write is never touched; a finished one is replaced only with ``overwrite``.
+    """
+    if work.is_file() or work.is_symlink():
+        _check_file_at(work, overwrite)
+        work.unlink()
+    if work.is_dir() and any(work.iterdir()):
+        old = read_job(work, kind)
+        finished = (work / MANIFEST_NAME).exists()
+        if resume and old.get("key") == job_info["key"]:
+            with contextlib.suppress(FileNotFoundError):  # unfinished again until the end
+                (work / MANIFEST_NAME).unlink()
+            return work
+        if resume and not overwrite:
+            raise UserInputError(
+                f"{work} holds a run of another job (other model, input, options or "
+                f"{kind.layout}); pass --overwrite to start over"
+            )
+        check_work(work, overwrite=overwrite, resume=False, kind=kind)
+        if finished:
+            check_replaceable(work)
+        kind.clear(work)
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(work / JOB_FILE, job_info)
+    return work
+
+
+def read_job(work: Path, kind: WorkKind = PREDICT_WORK) -> dict[str, Any]:
+    """The ``_job.json`` of a work folder of ``kind``; anything else was not written by us."""
+    try:
+        obj = json.loads((work / JOB_FILE).read_text(encoding="utf-8"))
+        if not isinstance(obj, dict) or obj.get("format") != kind.job_format:
+            raise ValueError
+        return obj
+    except (OSError, ValueError) as err:
+        raise OutputExistsError(
+            f"{work} exists and was not written by houseprice {kind.command}; choose another --out"
+        ) from err
 
 
 def finish_parquet(work: Path) -> Path:
@@ -409,9 +454,9 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return pq.read_table(parts).to_pandas() if parts else pd.DataFrame()
 
 
-def job_info(**fields: Any) -> dict[str, Any]:
+def job_info(*, kind: WorkKind = PREDICT_WORK, **fields: Any) -> dict[str, Any]:
     """The ``_job.json`` content: the format tag, the key and what went into it."""
-    info = {"format": PREDICTIONS_KIND + "-job", "format_version": 1, **fields}
+    info = {"format": kind.job_format, "format_version": 1, **fields}
     info["key"] = job_key({k: v for k, v in info.items() if k != "partitions_written"})
     return info
 
@@ -422,6 +467,7 @@ __all__ = [
     "PartResult",
     "Partition",
     "ScoringJob",
+    "WorkKind",
     "check_work",
     "csv_header",
     "csv_text",
@@ -429,9 +475,12 @@ __all__ = [
     "finish_csv",
     "finish_parquet",
     "output_schema",
+    "parquet_part_done",
+    "part_footer",
     "part_is_done",
     "plan",
     "prepare_work",
+    "read_job",
     "read_predictions",
     "score_partition",
     "work_folder",

@@ -356,6 +356,12 @@ def _all_maps(
 
     ref_tiles, ref_scores = training_tiles(model, ds)
     ids = database_ids(model)
+    if len(ref_tiles) != len(ids):  # reference pairs and re-keyed entries need every tile
+        raise UserInputError(
+            f"{ds.root}: {len(ids) - len(ref_tiles)} of the model's {len(ids)} training houses "
+            "with a tile at training time have no usable tile now; score on the dataset the "
+            "model was trained on"
+        )
 
     def reduced(d: GradWeightDatabase) -> GradWeightDatabase:
         return without_entries(d, ids, drop) if drop else d
