@@ -84,13 +84,21 @@ def atomic_directory(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    swap_in_folder(tmp, path)
+
+
+def swap_in_folder(new: Path, path: Path) -> Path:
+    """Put the finished folder ``new`` at ``path`` in one rename (same file system); an
+    existing ``path`` (already checked replaceable by the caller) is moved aside first and
+    deleted only once the new folder is in place."""
     old = None
     if path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
         os.replace(path, old)
-    os.replace(tmp, path)
+    os.replace(new, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    return path
 
 
 def check_output_folder(

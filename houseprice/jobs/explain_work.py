@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -51,6 +50,7 @@ from houseprice.artifacts import (
     MANIFEST_NAME,
     atomic_write_bytes,
     check_output_folder,
+    swap_in_folder,
     tree_files,
     write_manifest,
 )
@@ -245,14 +245,7 @@ def finish(work: Path, out: Path, *, overwrite: bool, inputs: tuple[str | Path, 
     (work / RECORDS_FILE).unlink(missing_ok=True)
     (work / JOB_FILE).unlink()
     write_manifest(work, kind=EXPLANATIONS_KIND, version=1, files=tree_files(work))
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(work, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return out
+    return swap_in_folder(work, out)
 
 
 __all__ = [
