@@ -8,7 +8,10 @@ same tile files). Each measurement runs in a fresh subprocess, so peak RSS is it
 - throughput on ``--rows`` rows: the local engine (1 torch thread), Dask with 1 worker and
   with 2 workers (LocalCluster processes, 1 thread each; cluster start and worker warm-up are
   timed apart, the job's wall time is what houses/s is computed from);
-- peak RSS per worker (and of the client) with 2 workers at each of ``--memory-rows``.
+- peak RSS per worker (and of the client) with 2 workers at each of ``--memory-rows``;
+- the machine's own ceiling for 2 cores: two local-engine processes started together, each on
+  half the rows (no Dask, nothing shared but the machine). Their speed-up over one process on
+  all the rows bounds what any 2-worker engine can reach here.
 
 Every process runs with OMP_NUM_THREADS=1 (LightGBM too), so 1 worker = 1 core.
 
@@ -88,6 +91,9 @@ def one(spec: dict) -> dict:
         kw.update(engine="dask", scheduler=cluster.scheduler_address)
         kw["partitions"] = max(4 * spec["workers"], spec["rows"] // 4096)
     started = time.perf_counter() - start
+    if "start_at" in spec:  # start together with the other process of a pair
+        time.sleep(max(0.0, spec["start_at"] - time.time()))
+    wall0 = time.time()
     t0 = time.perf_counter()
     res = score_table(spec["model"], spec["table"], spec["out"], **kw)
     seconds = time.perf_counter() - t0
@@ -101,20 +107,48 @@ def one(spec: dict) -> dict:
         "seconds": seconds,
         "startup_seconds": started,
         "houses_per_second": spec["rows"] / seconds,
+        "wall_start": wall0,
+        "wall_end": wall0 + seconds,
         "client_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "worker_peak_rss_mb": sorted(per_worker.values()) if cluster is not None else [],
         "model_loads_per_worker": sorted({r.model_loads for r in res.results}),
     }
 
 
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}  # 1 core each
+
+
 def run(spec: dict) -> dict:
     print("…", spec["engine"], spec["workers"], spec["rows"], flush=True)
     cmd = [sys.executable, __file__, "--one", json.dumps(spec)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}  # 1 core each
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
     if done.returncode != 0:
         raise SystemExit(f"measurement {spec} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_pair(specs: list[dict], *, delay: float = 20.0) -> dict:
+    """Two local processes at once (each starts its job at the same wall-clock second)."""
+    print("… 2 local processes at once,", specs[0]["rows"], "rows each", flush=True)
+    start_at = time.time() + delay  # both have imported torch by then
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--one", json.dumps({**s, "start_at": start_at})],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        for s in specs
+    ]
+    outs = [p.communicate() for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        if p.returncode != 0:
+            raise SystemExit(f"paired measurement failed:\n{err[-4000:]}")
+    each = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    rows = sum(e["rows"] for e in each)
+    wall = max(e["wall_end"] for e in each) - min(e["wall_start"] for e in each)
+    return {"rows": rows, "seconds": wall, "houses_per_second": rows / wall, "each": each}
 
 
 def main() -> None:
@@ -137,18 +171,25 @@ def main() -> None:
 
         speed = [run(spec("local", 1, args.rows)), run(spec("dask", 1, args.rows))]
         speed.append(run(spec("dask", 2, args.rows)))
+        half = [spec("local", 1, args.rows // 2) for _ in range(2)]
+        half[1]["out"] = half[1]["out"].replace(".parquet", "_b.parquet")
+        pair = run_pair(half)
         memory = [run(spec("dask", 2, n)) for n in mem_rows]
-    report(args, speed, memory)
+    report(args, speed, memory, pair)
 
 
-def report(args: argparse.Namespace, speed: list, memory: list) -> None:
+def report(args: argparse.Namespace, speed: list, memory: list, pair: dict) -> None:
     local, d1, d2 = speed
+    ceiling = pair["houses_per_second"] / local["houses_per_second"]
     result = {
         "rows": args.rows,
         "speed": speed,
         "memory_dask_2_workers": memory,
         "speedup_2_vs_1_workers": d2["houses_per_second"] / d1["houses_per_second"],
         "dask_overhead_1_worker": d1["seconds"] / local["seconds"] - 1,
+        "two_local_processes": pair,
+        "machine_ceiling_2_vs_1": ceiling,
+        "speedup_share_of_ceiling": d2["houses_per_second"] / d1["houses_per_second"] / ceiling,
         "worker_rss_growth": max(memory[-1]["worker_peak_rss_mb"])
         / max(memory[0]["worker_peak_rss_mb"])
         - 1,
@@ -179,7 +220,11 @@ def report(args: argparse.Namespace, speed: list, memory: list) -> None:
         f"{rows}\n\n"
         f"- 2 vs 1 workers: **{result['speedup_2_vs_1_workers']:.2f}x** (goal >= 1.7x)\n"
         f"- Dask overhead at 1 worker vs local: **{100 * result['dask_overhead_1_worker']:+.1f}%** "
-        "(goal <= 15%)\n\n"
+        "(goal <= 15%)\n"
+        f"- the machine's ceiling: two local processes at once, {pair['rows'] // 2:,} rows each, "
+        f"{pair['seconds']:.1f} s, {pair['houses_per_second']:.0f} houses/s: **{ceiling:.2f}x** "
+        f"one local process; Dask's 2-vs-1 speed-up is "
+        f"**{100 * result['speedup_share_of_ceiling']:.0f}%** of it\n\n"
         "Peak RSS (MB):\n\n"
         "| rows | per Dask worker (2 workers) | Dask client |\n"
         "|---:|---|---:|\n"

@@ -194,3 +194,37 @@ def test_committed_schemas_are_current() -> None:
     root = Path(__file__).resolve().parents[2] / "data_specs"
     assert json.loads((root / "houses.schema.json").read_text()) == table_schema()
     assert json.loads((root / "dataset.schema.json").read_text()) == dataset_json_schema()
+
+
+def _reference_rule(root: Path, raw: str) -> bool:
+    """Whether ``raw`` escapes ``root``, by resolving the whole path (the rule's definition)."""
+    base = root.resolve()
+    resolved = (base / raw).resolve()
+    return resolved != base and base not in resolved.parents
+
+
+def test_fast_path_checker_agrees_with_full_resolution(tmp_path: Path) -> None:
+    from houseprice.data.houses.records import path_checker
+
+    root = tmp_path / "data"
+    (root / "tiles" / "sub").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "o.png").write_bytes(b"x")
+    (root / "tiles" / "in.png").write_bytes(b"x")
+    (root / "tiles" / "leaf_out.png").symlink_to(outside / "o.png")  # leaf link out
+    (root / "tiles" / "leaf_in.png").symlink_to(root / "tiles" / "in.png")  # leaf link in
+    (root / "tiles" / "dir_out").symlink_to(outside)  # folder link out
+    (root / "tiles" / "up").symlink_to(root / "tiles" / "sub")  # folder link in; up/.. = tiles
+    raws = [
+        "tiles/in.png", "tiles/leaf_out.png", "tiles/leaf_in.png", "tiles/dir_out/o.png",
+        "tiles/up/../in.png", "tiles/up/../../../outside/o.png", "tiles/sub/../../x.png",
+        "tiles/..", "tiles/../..", ".", "tiles/./in.png", "tiles//in.png", "tiles/missing/x.png",
+        "tiles/dir_out/..", "../data/tiles/in.png", "tiles/up/..",
+    ]  # fmt: skip
+    check = path_checker(root)
+    for raw in raws * 2:  # the second pass answers from the folder cache
+        assert (check(raw) is not None) == _reference_rule(root, raw), raw
+    assert check("tiles/leaf_out.png") is not None
+    assert check("tiles/dir_out/o.png") is not None
+    assert check("tiles/leaf_in.png") is None

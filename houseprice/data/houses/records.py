@@ -9,7 +9,9 @@ file in one pass. Missing optional values stay missing (NaN / NA); no row is eve
 from __future__ import annotations
 
 import math
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -142,18 +144,50 @@ def _to_number(v: Any) -> float | None:
 
 def check_relative_path(root: Path | None, raw: str) -> str | None:
     """Return a rule violation for a relative tile path, or None when it is acceptable."""
-    if "\0" in raw:
-        return "a path may not contain a NUL byte"
-    p = Path(raw)
-    if p.is_absolute():
-        return "must be a relative path inside the dataset folder (absolute paths are refused)"
-    if root is None:
+    return path_checker(root)(raw)
+
+
+def path_checker(root: Path | None) -> Callable[[str], str | None]:
+    """:func:`check_relative_path` for many paths under one ``root``, fast.
+
+    The folder part of each path is resolved once per distinct folder (tiles sit in a few
+    folders), and only the last component is looked at per path (a symlink there is followed):
+    ``realpath(dir / name) == realpath(dir) / name`` unless ``name`` is a symlink.
+    """
+    base = str(root.resolve()) if root is not None else None
+    inside = None if base is None else base.rstrip(os.sep) + os.sep
+    folders: dict[str, str] = {}
+
+    def resolve(path: str) -> str:
+        folder, name = os.path.split(path)
+        if name in ("", ".", ".."):
+            return os.path.realpath(path)
+        real = folders.get(folder)
+        if real is None:
+            real = folders[folder] = os.path.realpath(folder)
+        leaf = os.path.join(real, name)
+        return os.path.realpath(leaf) if os.path.islink(leaf) else leaf
+
+    def check(raw: str) -> str | None:
+        if "\0" in raw:
+            return "a path may not contain a NUL byte"
+        if Path(raw).is_absolute():
+            return "must be a relative path inside the dataset folder (absolute paths are refused)"
+        if base is None or inside is None:
+            return None
+        resolved = resolve(os.path.join(base, raw))
+        if resolved != base and not resolved.startswith(inside):
+            return "path escapes the dataset folder (no '..' out of it, no symlinks out of it)"
         return None
-    base = root.resolve()
-    resolved = (base / p).resolve()
-    if resolved != base and base not in resolved.parents:
-        return "path escapes the dataset folder (no '..' out of it, no symlinks out of it)"
-    return None
+
+    return check
+
+
+def _date_ok(s: str) -> bool:
+    """Whether ``s`` (already stripped) is a real date written YYYY-MM or YYYY-MM-DD."""
+    if not _DATE_RE.match(s):
+        return False
+    return pd.to_datetime(s[:10] if len(s) > 7 else s + "-01", errors="coerce") is not pd.NaT
 
 
 def validate_frame(
@@ -177,6 +211,8 @@ def validate_frame(
             )
         )
     seen: dict[str, int] = {}
+    check_path = path_checker(root)
+    dates: dict[str, bool] = {}  # a county's sales share a few thousand dates
     for col in HOUSE_COLUMNS:
         if col.name not in df.columns:
             continue
@@ -201,17 +237,16 @@ def validate_frame(
                 s = str(v).strip()
                 if isinstance(v, pd.Timestamp | np.datetime64):
                     continue
-                if (
-                    not _DATE_RE.match(s)
-                    or pd.to_datetime(s[:10] if len(s) > 7 else s + "-01", errors="coerce")
-                    is pd.NaT
-                ):
+                ok = dates.get(s)
+                if ok is None:
+                    ok = dates[s] = _date_ok(s)
+                if not ok:
                     problems.append(
                         Problem(i, col.name, v, "expected a date YYYY-MM or YYYY-MM-DD")
                     )
                 continue
             if col.type == "path":
-                rule = check_relative_path(root, str(v).strip())
+                rule = check_path(str(v).strip())
                 if rule:
                     problems.append(Problem(i, col.name, v, rule))
                 continue
