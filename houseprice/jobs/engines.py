@@ -186,12 +186,17 @@ def dask_partition(
     return _finish(score_partition(job, part, rows, model=model, tiles=tiles, on_chunk=on_chunk))
 
 
-#: Dask config for the LocalCluster: do not give workers ``MALLOC_TRIM_THRESHOLD_=65536``
-#: (distributed's default ``pre-spawn-environ``). With it glibc returns freed memory to the OS
-#: at once and every chunk's activations are page-faulted in again: measured +20-30% wall time
-#: (system time) on the torch forward pass (benchmarks/scale_out.py, docs/scaling.md).
+#: Dask config for the LocalCluster:
+#: - do not give workers ``MALLOC_TRIM_THRESHOLD_=65536`` (distributed's default
+#:   ``pre-spawn-environ``). With it glibc returns freed memory to the OS at once and every
+#:   chunk's activations are page-faulted in again: measured +20-30% wall time (system time)
+#:   on the torch forward pass (benchmarks/scale_out.py, docs/scaling.md);
+#: - no statistical profiler in the workers (it samples the task thread's stack every 10 ms,
+#:   for a dashboard this cluster does not have): measured 2-8% of a partition's time, paired
+#:   runs on two workers at once (docs/scaling.md).
 LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
-    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
 }
 
 #: How long to try to reach an existing scheduler (``--scheduler``) before giving up.
