@@ -124,7 +124,9 @@ def run(spec: dict) -> dict:
     done = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
     if done.returncode != 0:
         raise SystemExit(f"measurement {spec} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {result['seconds']:.1f} s, {result['houses_per_second']:.0f} houses/s", flush=True)
+    return result
 
 
 def run_pair(specs: list[dict], *, delay: float = 20.0) -> dict:
@@ -148,6 +150,7 @@ def run_pair(specs: list[dict], *, delay: float = 20.0) -> dict:
     each = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
     rows = sum(e["rows"] for e in each)
     wall = max(e["wall_end"] for e in each) - min(e["wall_start"] for e in each)
+    print(f"  {wall:.1f} s, {rows / wall:.0f} houses/s", flush=True)
     return {"rows": rows, "seconds": wall, "houses_per_second": rows / wall, "each": each}
 
 
@@ -162,7 +165,7 @@ def main() -> None:
         return
     mem_rows = [int(x) for x in args.memory_rows.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir, tables = build(Path(tmp), sorted({args.rows, *mem_rows}))
+        model_dir, tables = build(Path(tmp), sorted({args.rows, args.rows // 2, *mem_rows}))
 
         def spec(engine: str, workers: int, rows: int) -> dict:
             out = Path(tmp) / f"out_{engine}_{workers}_{rows}.parquet"
