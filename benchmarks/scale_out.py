@@ -8,7 +8,8 @@ same tile files). Each measurement runs in a fresh subprocess, so peak RSS is it
 - throughput on ``--rows`` rows: the local engine (1 torch thread), Dask with 1 worker and
   with 2 workers (LocalCluster processes, 1 thread each; cluster start and worker warm-up are
   timed apart, the job's wall time is what houses/s is computed from);
-- peak RSS per worker (and of the client) with 2 workers at each of ``--memory-rows``;
+- peak RSS per worker (and of the client) with 2 workers at each of ``--memory-rows`` (a size
+  that is also ``--rows`` reuses the 2-worker speed run: the same measurement);
 - the machine's own ceiling for 2 cores: two local-engine processes started together, each on
   half the rows (no Dask, nothing shared but the machine). Their speed-up over one process on
   all the rows bounds what any 2-worker engine can reach here.
@@ -177,7 +178,8 @@ def main() -> None:
         half = [spec("local", 1, args.rows // 2) for _ in range(2)]
         half[1]["out"] = half[1]["out"].replace(".parquet", "_b.parquet")
         pair = run_pair(half)
-        memory = [run(spec("dask", 2, n)) for n in mem_rows]
+        done = {(r["engine"], r["workers"], r["rows"]): r for r in speed}
+        memory = [done.get(("dask", 2, n)) or run(spec("dask", 2, n)) for n in mem_rows]
     report(args, speed, memory, pair)
 
 

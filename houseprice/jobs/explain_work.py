@@ -27,7 +27,9 @@ partition files, the records copy and ``_job.json`` (they are run state, not out
 finished folder holds exactly what one uninterrupted run writes), writes ``manifest.json``
 last and renames the folder onto ``--out`` (an existing ``--out`` is replaced only with
 ``overwrite`` and only if houseprice wrote it, as :func:`houseprice.artifacts.atomic_directory`
-does). The checks (foreign folder, unfinished run, other job) are
+does). A process killed between the manifest and the rename leaves a folder
+:func:`unmoved_output` recognises: it is run again (not moved: it names no job). The checks
+(foreign folder, unfinished run, other job) are
 :func:`houseprice.jobs.stream.check_work` / :func:`~houseprice.jobs.stream.prepare_work`,
 shared with ``houseprice predict``.
 """
@@ -39,6 +41,7 @@ import io
 import json
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +53,13 @@ from houseprice.artifacts import (
     MANIFEST_NAME,
     atomic_write_bytes,
     check_output_folder,
+    check_replaceable,
+    read_json_object,
     swap_in_folder,
     tree_files,
     write_manifest,
 )
-from houseprice.errors import OutputExistsError
+from houseprice.errors import FormatError, OutputExistsError
 from houseprice.jobs.stream import (
     JOB_FILE,
     RECORDS_FILE,
@@ -123,7 +128,30 @@ def check_targets(
     touch: a folder houseprice did not write (whatever the flags), an unfinished run without
     ``resume``/``overwrite``, an existing ``--out`` without ``overwrite``."""
     check_output_folder(out, overwrite=overwrite, inputs=inputs)
-    check_work(work_folder(out), overwrite=overwrite, resume=resume, kind=EXPLAIN_WORK)
+    work = work_folder(out)
+    if unmoved_output(work):
+        if not (overwrite or resume):
+            raise OutputExistsError(
+                f"{work} holds a finished run that was interrupted before it was moved onto "
+                f"{out}; pass --resume or --overwrite to run again (the folder is replaced)"
+            )
+        return
+    check_work(work, overwrite=overwrite, resume=resume, kind=EXPLAIN_WORK)
+
+
+def unmoved_output(work: Path) -> bool:
+    """A work folder caught between :func:`finish`'s last two steps: its run state is gone
+    and its ``manifest.json`` (explanations) lists every file in it, unchanged. It is
+    houseprice's output, but nothing says of which job, so it is run again, not moved."""
+    if work.is_symlink() or not work.is_dir() or (work / JOB_FILE).exists():
+        return False
+    if not (work / MANIFEST_NAME).is_file():
+        return False
+    try:
+        check_replaceable(work)
+        return read_json_object(work / MANIFEST_NAME, "manifest").get("format") == EXPLANATIONS_KIND
+    except (OutputExistsError, FormatError):
+        return False
 
 
 def explain_job_info(**fields: Any) -> dict[str, Any]:
@@ -133,7 +161,16 @@ def explain_job_info(**fields: Any) -> dict[str, Any]:
 
 def prepare(out: Path, info: dict[str, Any], *, overwrite: bool, resume: bool) -> Path:
     """The work folder, ready for this job; with ``resume`` an earlier run of the same job is
-    kept, a run of another job is refused (``overwrite`` starts over)."""
+    kept, a run of another job is refused (``overwrite`` starts over). A finished run that was
+    not moved onto ``out`` (:func:`unmoved_output`) is deleted first, with a warning."""
+    work = work_folder(out)
+    if (overwrite or resume) and unmoved_output(work):
+        warnings.warn(
+            f"{work}: an earlier run had finished but was interrupted before it was moved onto "
+            f"{out}; it is replaced by this run (all partitions are explained again)",
+            stacklevel=2,
+        )
+        shutil.rmtree(work)
     return prepare_work(
         work_folder(out), info, overwrite=overwrite, resume=resume, kind=EXPLAIN_WORK
     )
@@ -259,6 +296,7 @@ __all__ = [
     "prepare",
     "read_parts",
     "restore_dtypes",
+    "unmoved_output",
     "work_folder",
     "write_part",
 ]

@@ -320,3 +320,44 @@ def test_a_training_tile_gone_skips_the_scores_with_a_warning(
         res = _explain(city_model, city, tmp_path / "expl", chunk_size=512)
     assert res.report is None and not (tmp_path / "expl" / "report.json").exists()
     assert (tmp_path / "expl" / "explanations.csv").is_file()
+
+
+def test_a_run_killed_just_before_its_final_rename_is_run_again(
+    reference, city_model: Path, tiny_city: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """finish() has dropped ``_job.json`` and written the manifest, then the process dies
+    before the rename: the work folder is recognised (not "not written by houseprice"), and a
+    changed one is never deleted."""
+    import houseprice.jobs.explain_work as explain_work
+
+    def die(*a, **kw):  # type: ignore[no-untyped-def]
+        raise Interrupted
+
+    out = tmp_path / "e"
+    monkeypatch.setattr(explain_work, "swap_in_folder", die)
+    with pytest.raises(Interrupted):
+        _explain(city_model, tiny_city, out)
+    monkeypatch.undo()
+    work = work_folder(out)
+    assert not out.exists() and not (work / "_job.json").exists()
+    assert explain_work.unmoved_output(work)
+    with pytest.raises(OutputExistsError, match="interrupted before it was moved onto"):
+        _explain(city_model, tiny_city, out)
+    with pytest.warns(UserWarning, match="all partitions are explained again"):
+        res = _explain(city_model, tiny_city, out, resume=True)
+    assert res.reused == 0 and not work.exists()
+    got = _files(out)
+    assert sorted(got) == sorted(reference)
+    assert all(got[name] == data for name, data in reference.items())
+    # the same state, but someone changed a file in it: not ours to delete any more
+    monkeypatch.setattr(explain_work, "swap_in_folder", die)
+    with pytest.raises(Interrupted):
+        _explain(city_model, tiny_city, tmp_path / "f")
+    monkeypatch.undo()
+    changed = work_folder(tmp_path / "f")
+    (changed / "report.md").write_text("my notes")
+    assert not explain_work.unmoved_output(changed)
+    for flags in ({"resume": True}, {"overwrite": True}):
+        with pytest.raises(OutputExistsError, match="not written by houseprice explain"):
+            _explain(city_model, tiny_city, tmp_path / "f", **flags)
+    assert (changed / "report.md").read_text() == "my notes"
