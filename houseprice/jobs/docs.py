@@ -370,6 +370,44 @@ def choices_section() -> str:
     )
 
 
+def scale_out_section() -> str:
+    """docs/scaling.md's measured figures: benchmarks/results/scale_out.json, with the ratios
+    read against the machine's own 2-core ceiling (two local processes at once)."""
+    so = _load(BENCH / "scale_out.json")
+    if not so or "machine_ceiling_2_vs_1" not in so:
+        return _missing("the scale-out benchmark", "python benchmarks/scale_out.py ...")
+    local, d1, d2 = so["speed"]
+    pair = so["two_local_processes"]
+    rows = [
+        "| run | houses/s | × local (1 process) |",
+        "|---|---:|---:|",
+        f"| local engine, 1 process | {local['houses_per_second']:.0f} | 1.00 |",
+        f"| Dask, 1 worker | {d1['houses_per_second']:.0f} | "
+        f"{d1['houses_per_second'] / local['houses_per_second']:.2f} |",
+        f"| Dask, 2 workers | {d2['houses_per_second']:.0f} | "
+        f"{d2['houses_per_second'] / local['houses_per_second']:.2f} |",
+        f"| 2 local processes at once, half the rows each (the ceiling) | "
+        f"{pair['houses_per_second']:.0f} | {so['machine_ceiling_2_vs_1']:.2f} |",
+    ]
+    growth = 100 * so["worker_rss_growth"]
+    return "\n".join(
+        [
+            f"{so['rows']:,} houses, {so['machine']}.",
+            "",
+            *rows,
+            "",
+            f"- 1 → 2 Dask workers: **{so['speedup_2_vs_1_workers']:.2f}×** (goal ≥ 1.7×; "
+            f"the machine's own ceiling: {so['machine_ceiling_2_vs_1']:.2f}×); 2 Dask workers "
+            f"price {100 * d2['houses_per_second'] / pair['houses_per_second']:.0f}% as many "
+            "houses per second as the two independent processes",
+            f"- Dask at 1 worker against the local engine: "
+            f"**{100 * so['dask_overhead_1_worker']:+.1f}%** wall time (goal ≤ 15%)",
+            f"- peak RSS per worker, {_rows(so, 0)} → {_rows(so, -1)} rows: **{growth:+.1f}%** "
+            "(goal: flat within 20%)",
+        ]
+    )
+
+
 def _rows(scale_out: dict[str, Any], i: int) -> str:
     """The ``i``-th memory measurement's row count of the scale-out report, as "10k" / "1M"."""
     n = int(scale_out["memory_dask_2_workers"][i]["rows"])
@@ -389,9 +427,16 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "machines": machines_section,
     "explainers_run": explainers_run_section,
     "tuning": tuning_section,
+    "scale_out": scale_out_section,
 }
 #: The files whose marked sections are rendered (paths relative to the repository).
-DOCUMENTS = ("README.md", "docs/pricing.md", "docs/explain.md", "docs/bench_explainers.md")
+DOCUMENTS = (
+    "README.md",
+    "docs/pricing.md",
+    "docs/explain.md",
+    "docs/bench_explainers.md",
+    "docs/scaling.md",
+)
 
 
 def markers(name: str) -> tuple[str, str]:
