@@ -143,9 +143,7 @@ def unmoved_output(work: Path) -> bool:
     """A work folder caught between :func:`finish`'s last two steps: its run state is gone
     and its ``manifest.json`` (explanations) lists every file in it, unchanged. It is
     houseprice's output, but nothing says of which job, so it is run again, not moved."""
-    if work.is_symlink() or not work.is_dir() or (work / JOB_FILE).exists():
-        return False
-    if not (work / MANIFEST_NAME).is_file():
+    if work.is_symlink() or (work / JOB_FILE).exists() or not (work / MANIFEST_NAME).is_file():
         return False
     try:
         check_replaceable(work)
@@ -171,9 +169,7 @@ def prepare(out: Path, info: dict[str, Any], *, overwrite: bool, resume: bool) -
             stacklevel=2,
         )
         shutil.rmtree(work)
-    return prepare_work(
-        work_folder(out), info, overwrite=overwrite, resume=resume, kind=EXPLAIN_WORK
-    )
+    return prepare_work(work, info, overwrite=overwrite, resume=resume, kind=EXPLAIN_WORK)
 
 
 # ---------------------------------------------------------------------- partition frames

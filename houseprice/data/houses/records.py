@@ -155,7 +155,7 @@ def path_checker(root: Path | None) -> Callable[[str], str | None]:
     ``realpath(dir / name) == realpath(dir) / name`` unless ``name`` is a symlink.
     """
     base = str(root.resolve()) if root is not None else None
-    inside = None if base is None else base.rstrip(os.sep) + os.sep
+    inside = (base or "").rstrip(os.sep) + os.sep  # paths under ``base`` start with this
     folders: dict[str, str] = {}
 
     def resolve(path: str) -> str:
@@ -173,7 +173,7 @@ def path_checker(root: Path | None) -> Callable[[str], str | None]:
             return "a path may not contain a NUL byte"
         if Path(raw).is_absolute():
             return "must be a relative path inside the dataset folder (absolute paths are refused)"
-        if base is None or inside is None:
+        if base is None:
             return None
         resolved = resolve(os.path.join(base, raw))
         if resolved != base and not resolved.startswith(inside):
