@@ -84,7 +84,8 @@ def test_contribution_chart_matches_the_frame(
     try:
         page.wait_for_function("document.querySelectorAll('path.hp-marker').length === 5")
         for index in (1, 2):
-            page.wait_for_function(_MAP_IDLE)
+            page.wait_for_timeout(400)  # the last popup's auto-pan starts after it is added
+            page.wait_for_function(_MAP_IDLE)  # a click during a pan lands on the map
             page.locator("path.hp-marker").nth(index).click()
             page.wait_for_selector(".leaflet-popup .hp-contrib")
             house_id = page.locator(".leaflet-popup .hp-head b").inner_text()
