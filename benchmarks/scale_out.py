@@ -14,7 +14,10 @@ same tile files). Each measurement runs in a fresh subprocess, so peak RSS is it
   half the rows (no Dask, nothing shared but the machine). Their speed-up over one process on
   all the rows bounds what any 2-worker engine can reach here.
 
-Every process runs with OMP_NUM_THREADS=1 (LightGBM too), so 1 worker = 1 core.
+Every process runs with OMP_NUM_THREADS=1 (LightGBM too), so 1 worker = 1 core, and with
+houseprice's allocator settings (``houseprice.runtime``: the CLI's ``tune_allocator`` here, the
+LocalCluster's worker environment for Dask). Both engines use the default partitions (one per
+``--chunk-size`` 2,048 rows), so they score the same chunks.
 
 Writes benchmarks/results/scale_out.{json,md}. The machine is shared: ratios come from one run.
 """
@@ -65,8 +68,10 @@ def one(spec: dict) -> dict:
     import torch
 
     from houseprice.jobs.engines import score_table
+    from houseprice.runtime import tune_allocator
 
     torch.set_num_threads(1)
+    tune_allocator()  # as the CLI does (houseprice.runtime); Dask workers: LOCAL_CLUSTER_CONFIG
     kw = {"chunk_size": 2048, "progress": False, "collect": False}
     start = time.perf_counter()
     cluster = None
@@ -89,8 +94,7 @@ def one(spec: dict) -> dict:
         )
         with Client(cluster) as c:  # warm up: imports and the model, once per worker
             c.run(lambda: __import__("houseprice.valuation.model"))
-        kw.update(engine="dask", scheduler=cluster.scheduler_address)
-        kw["partitions"] = max(4 * spec["workers"], spec["rows"] // 4096)
+        kw.update(engine="dask", scheduler=cluster.scheduler_address)  # partitions: the default
     started = time.perf_counter() - start
     if "start_at" in spec:  # start together with the other process of a pair
         time.sleep(max(0.0, spec["start_at"] - time.time()))

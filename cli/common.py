@@ -85,7 +85,7 @@ class Common:
 
 def run_job(common: Common, job: Callable[[], T]) -> T:
     """Seed, check the device, run ``job``; user errors become one line and exit code 2."""
-    from houseprice.runtime import resolve_device, seed_everything, set_threads
+    from houseprice.runtime import resolve_device, seed_everything, set_threads, tune_allocator
 
     try:
         with warnings.catch_warnings():
@@ -93,6 +93,7 @@ def run_job(common: Common, job: Callable[[], T]) -> T:
             warnings.showwarning = _show_warning
             resolve_device(common.device)
             set_threads(common.threads if common.threads is not None else _APP["threads"])
+            tune_allocator()  # batches' activations reuse memory (houseprice.runtime)
             seed_everything(common.seed)
             return job()
     except (HousepriceError, PermissionError) as e:

@@ -1,4 +1,4 @@
-"""Where and how computations run: device resolution, seeding and thread settings.
+"""Where and how computations run: device resolution, seeding, threads and the allocator.
 
 Every job resolves ``--device`` through :func:`resolve_device` (so ``tpu``, ``""`` or a CUDA
 request on a CPU-only machine is a user error, not a traceback) and seeds every generator
@@ -7,6 +7,8 @@ through :func:`seed_everything` (deterministic on CPU given ``--seed``).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import random
 from typing import TYPE_CHECKING
@@ -82,16 +84,57 @@ def set_threads(n: int | None = None) -> int:
     return n
 
 
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+#: glibc malloc settings for a process that runs the same forward pass over and over. By
+#: default glibc serves every block above 32 MB (and, until its dynamic threshold adapts, above
+#: 128 kB) with a fresh ``mmap`` and hands it back on ``free``: each batch's activations (the
+#: siamese stem's output for 256 tiles is 33.5 MB) are then page-faulted in again and zeroed by
+#: the kernel. Measured on a quick-profile model, 4 chunks of 2,048 tiles, 1 thread: 3.8 M minor
+#: faults and 29% of the time in the kernel; with these settings ~0 faults and the forward pass
+#: 20-25% faster. Freed memory stays in the process for the next batch (peak RSS is unchanged:
+#: benchmarks/scale_out.py measures it). ``MALLOC_ARENA_MAX=1`` makes a worker *thread* (Dask
+#: runs tasks in one) use the main heap, which honours the thresholds for blocks of any size;
+#: a thread's own arena maps blocks over 64 MB afresh whatever the thresholds say.
+ALLOCATOR_ENV: dict[str, str] = {
+    "MALLOC_ARENA_MAX": "1",
+    "MALLOC_MMAP_THRESHOLD_": str(1 << 30),
+    "MALLOC_TRIM_THRESHOLD_": str((1 << 31) - 1),
+}
+
+
+def tune_allocator() -> bool:
+    """Apply :data:`ALLOCATOR_ENV`'s thresholds to this (running) process; False if not glibc.
+
+    The arena count can only be set before a process starts (its environment); the CLI's own
+    process runs its jobs on the main thread, which uses the main heap anyway. Process-wide:
+    the CLI calls it, a library user may.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False  # not glibc (macOS, musl): nothing to tune
+    ok = mallopt(_M_MMAP_THRESHOLD, int(ALLOCATOR_ENV["MALLOC_MMAP_THRESHOLD_"]))
+    ok &= mallopt(_M_TRIM_THRESHOLD, int(ALLOCATOR_ENV["MALLOC_TRIM_THRESHOLD_"]))
+    return bool(ok)
+
+
 def quiet_openmp() -> None:
     """Silence OpenMP's banner warnings (called by the CLI before torch/LightGBM load)."""
     os.environ.setdefault("KMP_WARNINGS", "0")
 
 
 __all__ = [
+    "ALLOCATOR_ENV",
     "DEFAULT_THREADS",
     "DEVICE_HELP",
     "quiet_openmp",
     "resolve_device",
     "seed_everything",
     "set_threads",
+    "tune_allocator",
 ]

@@ -59,6 +59,7 @@ from houseprice.jobs.stream import (
     score_partition,
     work_folder,
 )
+from houseprice.runtime import ALLOCATOR_ENV
 
 ENGINES = ("local", "dask")
 
@@ -187,15 +188,17 @@ def dask_partition(
 
 
 #: Dask config for the LocalCluster:
-#: - do not give workers ``MALLOC_TRIM_THRESHOLD_=65536`` (distributed's default
-#:   ``pre-spawn-environ``). With it glibc returns freed memory to the OS at once and every
-#:   chunk's activations are page-faulted in again: measured +20-30% wall time (system time)
-#:   on the torch forward pass (benchmarks/scale_out.py, docs/scaling.md);
+#: - the workers start with houseprice's allocator settings (:data:`houseprice.runtime.
+#:   ALLOCATOR_ENV`), set before the process starts as glibc reads them only then. Dask's own
+#:   default (``MALLOC_TRIM_THRESHOLD_=65536``) returns freed memory to the OS at once and every
+#:   chunk's activations are page-faulted in again; a task thread's own arena maps big blocks
+#:   afresh whatever the thresholds. Measured: the forward pass 20-30% slower, all of it system
+#:   time (docs/scaling.md);
 #: - no statistical profiler in the workers (it samples the task thread's stack every 10 ms,
 #:   for a dashboard this cluster does not have): measured 2-8% of a partition's time, paired
 #:   runs on two workers at once (docs/scaling.md).
 LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
-    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    **{f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in ALLOCATOR_ENV.items()},
     "distributed.worker.profile.enabled": False,
 }
 
