@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from houseprice.runtime import ALLOCATOR_ENV
+
 RESULTS = Path(__file__).resolve().parent / "results"
 LOAD_AT_START = os.getloadavg()[0]
 
@@ -203,6 +205,7 @@ def report(args: argparse.Namespace, speed: list, memory: list, pair: dict) -> N
         / max(memory[0]["worker_peak_rss_mb"])
         - 1,
         "goals": {"speedup": 1.7, "overhead": 0.15, "rss_growth": 0.20},
+        "allocator": ALLOCATOR_ENV,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average "
         f"{LOAD_AT_START:.1f} when the run started (1-min, from os.getloadavg)",
     }
@@ -232,8 +235,9 @@ def report(args: argparse.Namespace, speed: list, memory: list, pair: dict) -> N
         "(goal <= 15%)\n"
         f"- the machine's ceiling: two local processes at once, {pair['rows'] // 2:,} rows each, "
         f"{pair['seconds']:.1f} s, {pair['houses_per_second']:.0f} houses/s: **{ceiling:.2f}x** "
-        f"one local process; Dask's 2-vs-1 speed-up is "
-        f"**{100 * result['speedup_share_of_ceiling']:.0f}%** of it\n\n"
+        f"one local process; 2 Dask workers price "
+        f"**{100 * d2['houses_per_second'] / pair['houses_per_second']:.0f}%** as many houses per "
+        "second as the two independent processes\n\n"
         "Peak RSS (MB):\n\n"
         "| rows | per Dask worker (2 workers) | Dask client |\n"
         "|---:|---|---:|\n"
