@@ -92,12 +92,11 @@ _M_MMAP_THRESHOLD = -3
 #: default glibc serves every block above 32 MB (and, until its dynamic threshold adapts, above
 #: 128 kB) with a fresh ``mmap`` and hands it back on ``free``: each batch's activations (the
 #: siamese stem's output for 256 tiles is 33.5 MB) are then page-faulted in again and zeroed by
-#: the kernel. Measured on a quick-profile model, 4 chunks of 2,048 tiles, 1 thread: 3.8 M minor
-#: faults and 29% of the time in the kernel; with these settings ~0 faults and the forward pass
-#: 20-25% faster. Freed memory stays in the process for the next batch (peak RSS is unchanged:
-#: benchmarks/scale_out.py measures it). ``MALLOC_ARENA_MAX=1`` makes a worker *thread* (Dask
-#: runs tasks in one) use the main heap, which honours the thresholds for blocks of any size;
-#: a thread's own arena maps blocks over 64 MB afresh whatever the thresholds say.
+#: the kernel, and a big share of the forward pass is system time. With these settings freed
+#: blocks stay in the process for the next batch (peak RSS grows a little instead).
+#: ``MALLOC_ARENA_MAX=1`` makes a worker *thread* (Dask runs tasks in one) use the main heap,
+#: which honours the thresholds for blocks of any size; a thread's own arena maps blocks over
+#: 64 MB afresh whatever the thresholds say. Measured: benchmarks/results/allocator.md.
 ALLOCATOR_ENV: dict[str, str] = {
     "MALLOC_ARENA_MAX": "1",
     "MALLOC_MMAP_THRESHOLD_": str(1 << 30),

@@ -408,6 +408,41 @@ def scale_out_section() -> str:
     )
 
 
+def allocator_section() -> str:
+    """docs/scaling.md's allocator table: benchmarks/results/allocator.json."""
+    al = _load(BENCH / "allocator.json")
+    if not al:
+        return _missing("the allocator benchmark", "python benchmarks/allocator.py")
+    labels = {
+        "main-default": "main thread, glibc defaults",
+        "main-tuned": "main thread, `tune_allocator()` (the CLI)",
+        "dask-default": "Dask task, distributed's worker environment",
+        "dask-houseprice": "Dask task, houseprice's LocalCluster",
+    }
+
+    def mean(runs: list[dict[str, float]], key: str) -> float:
+        return sum(r[key] for r in runs) / len(runs)
+
+    rows = [
+        f"| {labels[name]} | {mean(runs, 'seconds'):.1f} | {mean(runs, 'system_seconds'):.1f} | "
+        f"{mean(runs, 'minor_faults') / 1e6:.2f} | {mean(runs, 'peak_rss_mb'):,.0f} |"
+        for name, runs in al["runs"].items()
+    ]
+    return "\n".join(
+        [
+            f"Visual features of {al['tiles']:,} tiles, 1 thread, means of {al['rounds']} "
+            f"interleaved rounds ({al['machine']}):",
+            "",
+            "| setting | seconds | of which system | minor faults (M) | peak RSS MB |",
+            "|---|---:|---:|---:|---:|",
+            *rows,
+            "",
+            f"houseprice's settings: **{al['speedup_main']:.2f}×** in the main thread, "
+            f"**{al['speedup_dask']:.2f}×** in a Dask task.",
+        ]
+    )
+
+
 def _rows(scale_out: dict[str, Any], i: int) -> str:
     """The ``i``-th memory measurement's row count of the scale-out report, as "10k" / "1M"."""
     n = int(scale_out["memory_dask_2_workers"][i]["rows"])
@@ -428,6 +463,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "explainers_run": explainers_run_section,
     "tuning": tuning_section,
     "scale_out": scale_out_section,
+    "allocator": allocator_section,
 }
 #: The files whose marked sections are rendered (paths relative to the repository).
 DOCUMENTS = (

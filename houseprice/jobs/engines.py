@@ -192,8 +192,7 @@ def dask_partition(
 #:   ALLOCATOR_ENV`), set before the process starts as glibc reads them only then. Dask's own
 #:   default (``MALLOC_TRIM_THRESHOLD_=65536``) returns freed memory to the OS at once and every
 #:   chunk's activations are page-faulted in again; a task thread's own arena maps big blocks
-#:   afresh whatever the thresholds. Measured: the forward pass 20-30% slower, all of it system
-#:   time (docs/scaling.md);
+#:   afresh whatever the thresholds (benchmarks/results/allocator.md, docs/scaling.md);
 #: - no statistical profiler in the workers (it samples the task thread's stack every 10 ms,
 #:   for a dashboard this cluster does not have): measured 2-8% of a partition's time, paired
 #:   runs on two workers at once (docs/scaling.md).
