@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from houseprice.runtime import ALLOCATOR_ENV
+from houseprice.runtime import ALLOCATOR_ENV, tune_allocator
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOAD_AT_START = os.getloadavg()[0]
@@ -70,7 +70,6 @@ def one(spec: dict) -> dict:
     import torch
 
     from houseprice.jobs.engines import score_table
-    from houseprice.runtime import tune_allocator
 
     torch.set_num_threads(1)
     tune_allocator()  # as the CLI does (houseprice.runtime); Dask workers: LOCAL_CLUSTER_CONFIG

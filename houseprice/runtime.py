@@ -8,7 +8,6 @@ through :func:`seed_everything` (deterministic on CPU given ``--seed``).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import random
 from typing import TYPE_CHECKING
@@ -111,10 +110,8 @@ def tune_allocator() -> bool:
     process runs its jobs on the main thread, which uses the main heap anyway. Process-wide:
     the CLI calls it, a library user may.
     """
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on
     except (OSError, AttributeError):
         return False  # not glibc (macOS, musl): nothing to tune
     ok = mallopt(_M_MMAP_THRESHOLD, int(ALLOCATOR_ENV["MALLOC_MMAP_THRESHOLD_"]))
