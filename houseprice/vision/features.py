@@ -145,7 +145,7 @@ class VisualFeaturizer(BaseEstimator):
             desc = f"siamese fold {k + 1}/{n_folds}"
             fit = self._fit_siamese(tiles[tr], targets[tr], part, self.seed + k, dev, desc)
             fits.append(fit)
-            raw_all.append(extract_features(fit.model, torch.from_numpy(tiles), device=dev))
+            raw_all.append(_exported(fit.model, torch.from_numpy(tiles), dev))
         self.fits_, self.models_ = fits, [f.model for f in fits]
         self.align_ = [_affine_fit(raw, raw_all[0]) for raw in raw_all]
         oof = np.zeros((n, self.feature_dim), dtype=np.float32)
@@ -173,7 +173,7 @@ class VisualFeaturizer(BaseEstimator):
         t = torch.from_numpy(tiles) if isinstance(tiles, np.ndarray) else tiles
         acc = np.zeros((len(t), self.feature_dim), dtype=np.float64)
         for model, (a, b) in zip(self.models_, self.align_, strict=True):
-            acc += extract_features(model, t, device=dev, batch_size=batch_size) @ a + b
+            acc += _exported(model, t, dev, batch_size) @ a + b
         return (acc / len(self.models_)).astype(np.float32)
 
     # --- persistence: flat tensors for safetensors ------------------------------------
@@ -215,6 +215,15 @@ class VisualFeaturizer(BaseEstimator):
         for m in self.models_:
             m.to(resolve_device(device))
         return self
+
+
+def _exported(
+    model: RankSiamese, tiles: Tensor, device: torch.device | str, batch_size: int = 256
+) -> np.ndarray:
+    """The exported visual feature ``(N, d)``: the branch's first ``feature_dim`` columns (the
+    auxiliary head's own columns, ``aux_dim > 0``, train the trunk and are never exported)."""
+    raw = extract_features(model, tiles, device=device, batch_size=batch_size)
+    return raw[:, : model.config.feature_dim]
 
 
 def _affine_fit(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -38,12 +38,26 @@ class SiameseConfig:
     # SiameseTrainConfig.aux_weight > 0 (the house-price model sets both, see
     # houseprice.valuation.model).
     aux_head: bool = False
+    # 0: the auxiliary head reads the exported d-dim feature (one shared projection).
+    # > 0: the branch emits d + aux_dim values; the main head ``fc`` reads the first d (the
+    # exported visual feature), ``fc_aux`` its own aux_dim (trains the trunk, never exported).
+    aux_dim: int = 0
+    # Features are the mean of the branch over the 8 dihedral transforms of the tile (the
+    # group the net is trained on), for training rows and new houses alike.
+    test_time_dihedral: bool = False
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; choose 'radial' or 'gap'")
         if self.feature_dim < 1:
             raise ValueError(f"feature_dim must be >= 1, got {self.feature_dim}")
+        if self.aux_dim < 0 or (self.aux_dim > 0 and not self.aux_head):
+            raise ValueError("aux_dim must be >= 0, and > 0 only with aux_head=True")
+
+    @property
+    def branch_dim(self) -> int:
+        """Width of the branch output: the exported feature plus the auxiliary head's own."""
+        return self.feature_dim + self.aux_dim
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -113,6 +127,27 @@ class RadialGate(nn.Module):
         return fmap * self.weights(*fmap.shape[-2:])
 
 
+class SliceLinear(nn.Linear):
+    """A pair head that reads columns ``start:stop`` of the branch output (``aux_dim > 0``).
+
+    Its state dict is an ``nn.Linear``'s (``weight``, ``bias``)."""
+
+    def __init__(self, start: int, stop: int, out_features: int) -> None:
+        super().__init__(stop - start, out_features)
+        self.start, self.stop = start, stop
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x[..., self.start : self.stop])
+
+
+def _pair_heads(cfg: SiameseConfig) -> tuple[nn.Linear, nn.Linear | None]:
+    """The main pair head FC(d×2) and, with ``aux_head``, the auxiliary one."""
+    d = cfg.feature_dim
+    if cfg.aux_dim == 0:
+        return nn.Linear(d, 2), (nn.Linear(d, 2) if cfg.aux_head else None)
+    return SliceLinear(0, d, 2), SliceLinear(d, d + cfg.aux_dim, 2)
+
+
 class RankSiamese(nn.Module):
     """Branch ``f`` (backbone [→ gate] → GAP → Linear(C, d)) plus the pair head FC(d×2).
 
@@ -136,10 +171,10 @@ class RankSiamese(nn.Module):
             )
         else:
             self.gate = None
-        self.embed = nn.Linear(self.backbone.out_channels, cfg.feature_dim)
-        self.fc = nn.Linear(cfg.feature_dim, 2)
-        # Optional second pair head FC(d×2) for an auxiliary ranking target (multi-task).
-        self.fc_aux: nn.Linear | None = nn.Linear(cfg.feature_dim, 2) if cfg.aux_head else None
+        self.embed = nn.Linear(self.backbone.out_channels, cfg.branch_dim)
+        # The pair head FC(d×2) and an optional second one for an auxiliary ranking target
+        # (multi-task), reading the shared feature or (aux_dim > 0) its own columns.
+        self.fc, self.fc_aux = _pair_heads(cfg)
         # Input normalisation, fitted on training tiles and saved with the weights.
         self.register_buffer("pixel_mean", torch.full((3,), 0.5))
         self.register_buffer("pixel_std", torch.full((3,), 0.25))
@@ -191,7 +226,7 @@ class RankSiamese(nn.Module):
         return Backbone.pool(fmap)
 
     def forward_head(self, fmap: Tensor) -> Tensor:
-        return self.embed(self.pool(fmap))  # (B, C, h, w) -> (B, d)
+        return self.embed(self.pool(fmap))  # (B, C, h, w) -> (B, d + aux_dim)
 
     def branch(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))  # (B, d)

@@ -184,16 +184,34 @@ def train_one_epoch(
     }
 
 
+def dihedral_mean(model: RankSiamese, x: Tensor) -> Tensor:
+    """The branch averaged over the 8 dihedral transforms of ``x (B, 3, H, W)`` → ``(B, D)``.
+
+    The net is trained on the whole group (``pairs.dihedral_augment``), so its mean over the
+    group is the invariant feature of the tile; one transform is one noisy sample of it."""
+    acc = model.branch(x)
+    for flip in (False, True):
+        xf = x.flip(3) if flip else x
+        for k in range(4):
+            if k or flip:
+                acc = acc + model.branch(torch.rot90(xf, k, dims=(2, 3)))
+    return acc / 8.0
+
+
 @torch.no_grad()
 def extract_features(
     model: RankSiamese, tiles: Tensor, *, batch_size: int = 256, device: torch.device | str = "cpu"
 ) -> np.ndarray:
-    """Visual features f(x) for tiles ``(N, H, W, 3)`` uint8 → ``(N, d)`` float32."""
+    """Branch outputs for tiles ``(N, H, W, 3)`` uint8 → ``(N, d + aux_dim)`` float32.
+
+    The exported visual feature f(x) is the first ``config.feature_dim`` columns. With
+    ``config.test_time_dihedral`` each is the mean over the 8 dihedral transforms."""
     model.eval()
+    tta = model.config.test_time_dihedral
     out = []
     for s in range(0, len(tiles), batch_size):
         x = model.preprocess(tiles[s : s + batch_size].to(device))
-        out.append(model.branch(x).float().cpu())
+        out.append((dihedral_mean(model, x) if tta else model.branch(x)).float().cpu())
     if not out:
         return np.zeros((0, model.embed.out_features), dtype=np.float32)
     return torch.cat(out).numpy()
