@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,23 +48,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from houseprice.bench.pricing import SEALED_CITY_SEEDS  # noqa: E402
-from houseprice.data.houses import Dataset, load_dataset  # noqa: E402
-from houseprice.pricing.attributes import (  # noqa: E402
+from houseprice.bench.pricing import SEALED_CITY_SEEDS
+from houseprice.data.houses import Dataset, load_dataset
+from houseprice.pricing.attributes import (
     FULL_SET,
     attribute_frame,
     set_name,
     time_split,
     with_visual,
 )
-from houseprice.synth.city import generate_city  # noqa: E402
-from houseprice.valuation import model as model_module  # noqa: E402
-from houseprice.valuation.config import TrainConfig, profile_config  # noqa: E402
-from houseprice.valuation.evaluate import evaluate, read_truth, split_features  # noqa: E402
-from houseprice.valuation.model import HousePriceModel  # noqa: E402
-from houseprice.vision.siamese import check_configs  # noqa: E402
+from houseprice.synth.city import generate_city
+from houseprice.valuation import model as model_module
+from houseprice.valuation.config import TrainConfig, profile_config
+from houseprice.valuation.evaluate import evaluate, read_truth, split_features
+from houseprice.valuation.model import HousePriceModel
+from houseprice.vision.siamese import check_configs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 JOURNAL = RESULTS / "visual_harness.jsonl"
@@ -139,7 +137,7 @@ def training_period(ds: Dataset) -> Dataset:
     return ds.subset(ds.records.iloc[tr].reset_index(drop=True))
 
 
-def _premium_targets(truth: pd.DataFrame):  # noqa: ANN202 - a residual-target stand-in
+def _premium_targets(truth: pd.DataFrame) -> Callable[..., np.ndarray]:
     """For the ceiling: rank the generator's true visual premium instead of the residual."""
     premium = truth.set_index("house_id")["visual_log_premium"]
 
@@ -273,7 +271,8 @@ def main() -> None:
                     fh.write(json.dumps(row) + "\n")
                 share = row["rmse_share_of_oracle"]
                 print(
-                    f"{row['config']:<36} city {city} seed {seed}  lift {100 * row['lift'][main_set]:+.1f} "
+                    f"{row['config']:<36} city {city} seed {seed}  "
+                    f"lift {100 * row['lift'][main_set]:+.1f} "
                     f"oracle {100 * (row['oracle_lift'] or 0):+.1f}  rmse-share "
                     f"{share if share is None else round(share, 3)}  premium explained "
                     f"{row['explained']['visual_log_premium']['beyond_attributes']:.3f}  "
