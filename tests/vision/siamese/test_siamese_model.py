@@ -79,3 +79,54 @@ def test_same_seed_same_initial_weights() -> None:
     b = RankSiamese(cfg)
     for (k, v), w in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(v, w), k
+
+
+def _small(**kw: object) -> RankSiamese:
+    torch.manual_seed(0)
+    cfg = SiameseConfig(backbone=BackboneConfig(widths=(8, 8, 16)), image_size=32, **kw)
+    return RankSiamese(cfg).eval()
+
+
+def test_separate_aux_projection_trains_only_its_own_columns() -> None:
+    """aux_dim > 0: the main head's loss reaches only the exported d columns of ``embed``,
+    the auxiliary head's only its own aux_dim columns."""
+    net = _small(aux_head=True, aux_dim=3)
+    x = torch.randn(6, 3, 32, 32)
+    f = net.branch(x)
+    assert f.shape == (6, 4 + 3)
+    for head, own in ((net.fc, slice(0, 4)), (net.fc_aux, slice(4, 7))):
+        net.zero_grad()
+        net.pair_logits(f[:3], f[3:], head).sum().backward(retain_graph=True)
+        g = net.embed.weight.grad.abs().sum(dim=1)  # (d + aux_dim,)
+        other = torch.ones(7, dtype=torch.bool)
+        other[own] = False
+        assert g[own].gt(0).all() and g[other].eq(0).all()
+
+
+def test_separate_aux_projection_is_not_exported() -> None:
+    from houseprice.vision.features import _exported
+
+    net = _small(aux_head=True, aux_dim=2)
+    tiles = torch.randint(0, 255, (5, 32, 32, 3), dtype=torch.uint8)
+    assert _exported(net, tiles, "cpu").shape == (5, 4)
+
+
+def test_aux_dim_needs_the_aux_head() -> None:
+    with pytest.raises(ValueError, match="aux_dim"):
+        SiameseConfig(aux_dim=2)
+
+
+def test_test_time_dihedral_features_are_invariant_to_the_group() -> None:
+    """The mean over the 8 dihedral transforms is the same for every transform of the tile
+    (and without it, the compact branch is not invariant)."""
+    from houseprice.vision.siamese.train import extract_features
+
+    tiles = torch.randint(0, 255, (4, 32, 32, 3), dtype=torch.uint8)
+    moved = torch.rot90(tiles, 1, dims=(1, 2)).flip(2).contiguous()  # (N, H, W, 3)
+    tta = _small(test_time_dihedral=True)
+    a, b = extract_features(tta, tiles), extract_features(tta, moved)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    plain = _small()
+    assert not np.allclose(
+        extract_features(plain, tiles), extract_features(plain, moved), atol=1e-4
+    )
