@@ -173,8 +173,18 @@ def _fit_predict(cfg: TrainConfig, x: pd.DataFrame, y: np.ndarray, fit: np.ndarr
 
 
 def diagnostics(model: HousePriceModel, ds: Dataset) -> dict[str, Any]:
-    """log-RMSE without / with / oracle and the per-driver explained shares (truth: scoring)."""
+    """:func:`scores` of the model's own features on the test path (``split_features``)."""
     fit, score, feats = split_features(model, ds, split="test")
+    return scores(model.config, ds, fit, score, feats)
+
+
+def scores(
+    cfg: TrainConfig, ds: Dataset, fit: np.ndarray, score: np.ndarray, feats: np.ndarray
+) -> dict[str, Any]:
+    """10% accuracy and log-RMSE without / with the features / with the oracle's drivers, and
+    the per-driver explained shares (the generator's truth is read for scoring only)."""
+    from houseprice.pricing.metrics import within_pct_accuracy
+
     rec = ds.records
     y = rec["price"].to_numpy(np.float64)
     x = attribute_frame(rec, FULL_SET)
@@ -184,11 +194,11 @@ def diagnostics(model: HousePriceModel, ds: Dataset) -> dict[str, Any]:
     drivers = rec[["house_id"]].merge(truth, on="house_id", how="left")
     cols = list(ds.meta["truth"]["oracle_columns"])
     xo = pd.concat([x, drivers[cols].set_index(x.index).astype("float64")], axis=1)
-    cfg = model.config
-    rmse = {}
+    rmse, acc = {}, {}
     for name, frame in (("without", x), ("with", xv), ("oracle", xo)):
         pred = _fit_predict(cfg, frame, y, fit, score)
         rmse[name] = float(np.sqrt(np.mean((np.log(pred) - np.log(y[score])) ** 2)))
+        acc[name] = within_pct_accuracy(y[score], pred)
     explained = {}
     for d in DRIVERS:
         e = drivers[d].to_numpy(np.float64)
@@ -205,8 +215,39 @@ def diagnostics(model: HousePriceModel, ds: Dataset) -> dict[str, Any]:
     gain = rmse["without"] - rmse["oracle"]
     return {
         "log_rmse": rmse,
+        "accuracy": acc,
         "rmse_share_of_oracle": (rmse["without"] - rmse["with"]) / gain if gain > 0 else None,
         "explained": explained,
+    }
+
+
+def run_reference(city: int, seed: int, kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A reference row (``mosaiks`` / ``efficientnet`` + cross-fitted ridge; not the product)."""
+    import reference_features as ref
+
+    cfg = configure("", seed, args.profile)
+    cfg.train_fraction = FIT_FRACTION
+    ds = training_period(load_dataset(dev_city(city, args.work, args.houses)))
+    rec = ds.records
+    fit, score = time_split(rec, FIT_FRACTION)
+    t0 = time.perf_counter()
+    assert ds.tiles is not None
+    pixels = ds.tiles.read(rec, cfg.siamese.image_size).pixels
+    raw = ref.mosaiks(pixels, fit, seed=seed) if kind == "mosaiks" else ref.efficientnet(pixels)
+    log_y = np.log(rec["price"].to_numpy(np.float64))
+    x_fit = attribute_frame(rec.iloc[fit], cfg.attributes)
+    resid = model_module._residual_targets(x_fit, log_y[fit], cfg)
+    feats = ref.cross_fitted_ridge(raw, resid, fit, seed=seed)[:, None].astype(np.float32)
+    train_s = time.perf_counter() - t0
+    sc = scores(cfg, ds, fit, score, feats)
+    return {
+        "config": f"reference: {kind} + ridge",
+        "scored": len(score),
+        "lift": {set_name(FULL_SET): sc["accuracy"]["with"] - sc["accuracy"]["without"]},
+        "oracle_lift": sc["accuracy"]["oracle"] - sc["accuracy"]["without"],
+        **sc,
+        "train_seconds": train_s,
+        "predict_seconds": None,
     }
 
 
@@ -220,6 +261,9 @@ def predict_seconds(model: HousePriceModel, ds: Dataset) -> float:
 
 
 def run(city: int, seed: int, overrides: str, args: argparse.Namespace) -> dict[str, Any]:
+    if overrides.startswith("reference:"):
+        row = run_reference(city, seed, overrides.split(":", 1)[1].strip(), args)
+        return {**_run_keys(city, seed, args), **row}
     ceiling = overrides.strip() == "ceiling"
     cfg = configure("aux_weight=0" if ceiling else overrides, seed, args.profile)
     cfg.train_fraction = FIT_FRACTION
@@ -231,12 +275,8 @@ def run(city: int, seed: int, overrides: str, args: argparse.Namespace) -> dict[
     acc = report["accuracy_within_10pct"]
     diag = diagnostics(model, ds)
     return {
+        **_run_keys(city, seed, args),
         "config": overrides or "(default)",
-        "profile": args.profile,
-        "harness": "dev-test-path-v1",
-        "city_seed": city,
-        "houses": args.houses,
-        "seed": seed,
         "scored": report["test_size"],
         "lift": {k: v["lift"] for k, v in acc.items()},
         "without": {k: v["without_visual"] for k, v in acc.items()},
@@ -244,6 +284,16 @@ def run(city: int, seed: int, overrides: str, args: argparse.Namespace) -> dict[
         **diag,
         "train_seconds": train_s,
         "predict_seconds": predict_seconds(model, ds),
+    }
+
+
+def _run_keys(city: int, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "profile": args.profile,
+        "harness": "dev-test-path-v1",
+        "city_seed": city,
+        "houses": args.houses,
+        "seed": seed,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
     }
@@ -276,7 +326,7 @@ def main() -> None:
                     f"oracle {100 * (row['oracle_lift'] or 0):+.1f}  rmse-share "
                     f"{share if share is None else round(share, 3)}  premium explained "
                     f"{row['explained']['visual_log_premium']['beyond_attributes']:.3f}  "
-                    f"train {row['train_seconds']:.0f}s predict {row['predict_seconds']:.1f}s",
+                    f"train {row['train_seconds']:.0f}s predict {row['predict_seconds'] or 0:.1f}s",
                     flush=True,
                 )
 

@@ -329,12 +329,13 @@ def harness_section() -> str:
             for k in ("visual_log_premium", *drivers)
         ]
         train, _ = _mean_sd([r["train_seconds"] for r in rs])
-        pred, _ = _mean_sd([r["predict_seconds"] for r in rs])
+        pred_s = [r["predict_seconds"] for r in rs if r.get("predict_seconds") is not None]
+        pred = f"{_mean_sd(pred_s)[0]:.1f}" if pred_s else "–"
         lines.append(
             f"| `{config}` | {len(rs)} | {100 * lift:+.1f} ± {100 * sd:.1f} | "
             f"{100 * lift / oracle:.0f}% | {100 * share:.0f}% ± {100 * share_sd:.0f} | {paired} | "
             + " | ".join(f"{100 * e:.0f}%" for e in expl)
-            + f" | {train:.0f} | {pred:.1f} |"
+            + f" | {train:.0f} | {pred} |"
         )
     return (
         f"Harness ({MAIN}; development cities × training seeds, 300 scored houses a run; mean ± "
