@@ -20,7 +20,7 @@ from rich.console import Console
 
 from houseprice.errors import HousepriceError
 from houseprice.profiles import Profile
-from houseprice.runtime import DEVICE_HELP
+from houseprice.runtime import CPU_ISA_VAR, DEVICE_HELP, pin_cpu_isa
 
 app = typer.Typer(
     add_completion=False,
@@ -61,6 +61,11 @@ Workers = Annotated[
     int | None,
     typer.Option("--workers", min=1, max=1024, help="LocalCluster workers (default: cores)."),
 ]
+
+
+class CpuIsa(str, Enum):
+    avx2 = "avx2"
+    native = "native"
 
 
 class Purpose(str, Enum):
@@ -116,9 +121,20 @@ def app_options(
             "threads give byte-identical models.",
         ),
     ] = None,
+    cpu_isa: Annotated[
+        CpuIsa,
+        typer.Option(
+            "--cpu-isa",
+            envvar=CPU_ISA_VAR,
+            help="Instruction set of torch's CPU kernels: avx2 (default) trains the same "
+            "bytes on every x86 CPU with AVX2, AVX-512 ones included; native uses the CPU's "
+            "widest kernels (faster on some CPUs, other last digits). CUDA is not affected.",
+        ),
+    ] = CpuIsa.avx2,
 ) -> None:
     """Value houses from attributes plus satellite tiles, and show why."""
     _APP["threads"] = threads
+    pin_cpu_isa(cpu_isa.value)  # done already by cli.main before torch loaded; checks it
 
 
 def _show_warning(

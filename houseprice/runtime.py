@@ -1,15 +1,19 @@
-"""Where and how computations run: device resolution, seeding, threads and the allocator.
+"""Where and how computations run: device, seeding, threads, CPU instruction set, allocator.
 
 Every job resolves ``--device`` through :func:`resolve_device` (so ``tpu``, ``""`` or a CUDA
 request on a CPU-only machine is a user error, not a traceback) and seeds every generator
-through :func:`seed_everything` (deterministic on CPU given ``--seed``).
+through :func:`seed_everything` (deterministic on CPU given ``--seed``). :func:`pin_cpu_isa`
+pins the instruction set of torch's CPU kernels (before torch starts) so that a model trains
+to the same bytes on every x86 CPU.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import random
+import sys
 from typing import TYPE_CHECKING
 
 from houseprice.errors import UserInputError
@@ -119,6 +123,100 @@ def tune_allocator() -> bool:
     return bool(ok)
 
 
+#: ``--cpu-isa`` / this variable: ``avx2`` (the default) or ``native``.
+CPU_ISA_VAR = "HOUSEPRICE_CPU_ISA"
+CPU_ISAS = ("avx2", "native")
+DEFAULT_CPU_ISA = "avx2"
+#: What pins torch's CPU kernels to AVX2. Each library picks its kernels by the CPU's
+#: instruction set on its own, and each choice reaches the trained weights (measured with
+#: ``benchmarks/cpu_isa.py``: lowering any one of them alone changes a small siamese net's
+#: bytes): ATen's vectorised element-wise ops and reductions (batch norm, pooling, the loss,
+#: the optimiser), oneDNN's convolutions, and MKL's matrix products (the linear layers).
+#: Each reads its variable once, when it first runs a kernel; CUDA ignores them all.
+CPU_ISA_PINS: dict[str, str] = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_CBWR": "AVX2",
+}
+
+
+def _has_avx2() -> bool:
+    """True on an x86-64 CPU with AVX2 (on Linux read from /proc/cpuinfo; elsewhere assumed)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return any(line.startswith("flags") and " avx2" in line for line in f)
+    except OSError:
+        return True
+
+
+def pin_cpu_isa(isa: str | None = None) -> str:
+    """Pin torch's CPU kernels (ATen, oneDNN, MKL) to ``isa`` in this process and its children.
+
+    ``isa``: ``avx2`` (default: ``HOUSEPRICE_CPU_ISA``, else ``avx2``) sets
+    :data:`CPU_ISA_PINS` in ``os.environ``, so the same seed trains the same bytes on every
+    x86 CPU with AVX2 (AVX-512 ones included); ``native`` removes them and lets each library
+    use the CPU's widest kernels. A CPU without AVX2 (or not x86) runs ``native``. Returns the
+    setting in effect and records it in ``HOUSEPRICE_CPU_ISA`` (processes started from here
+    inherit it). Call it before torch runs its first operation (the CLI does so before it
+    imports anything else); CUDA computations are not affected.
+
+    Raises:
+        UserInputError: ``isa`` is not one of :data:`CPU_ISAS`.
+        RuntimeError: torch already chose other kernels in this process.
+    """
+    raw = isa if isa is not None else os.environ.get(CPU_ISA_VAR, DEFAULT_CPU_ISA)
+    choice = str(raw).strip().lower()
+    if choice not in CPU_ISAS:
+        raise UserInputError(
+            f"--cpu-isa / {CPU_ISA_VAR} must be one of {', '.join(CPU_ISAS)}, got {raw!r}"
+        )
+    if choice == "avx2" and not _has_avx2():
+        choice = "native"
+    for key, value in CPU_ISA_PINS.items():
+        if choice == "avx2":
+            os.environ[key] = value
+        else:
+            os.environ.pop(key, None)
+    os.environ[CPU_ISA_VAR] = choice
+    if choice == "avx2" and "torch" in sys.modules:
+        import torch
+
+        chosen = str(torch.backends.cpu.get_cpu_capability())
+        if chosen != "AVX2":
+            raise RuntimeError(
+                f"pin_cpu_isa('avx2') came after torch chose its {chosen} kernels; call "
+                "houseprice.runtime.pin_cpu_isa() before torch runs anything"
+            )
+    return choice
+
+
+def cpu_isa() -> str:
+    """This process's kernel setting, from its environment (what ``model.json`` records).
+
+    ``avx2`` (pinned), ``native`` (none of :data:`CPU_ISA_PINS` set), or the variables as set
+    (``ATEN_CPU_CAPABILITY=default`` ...) when they were set by hand to something else.
+    """
+    present = {k: os.environ[k] for k in CPU_ISA_PINS if k in os.environ}
+    if present == CPU_ISA_PINS:
+        return "avx2"
+    if not present:
+        return "native"
+    return " ".join(f"{k}={v}" for k, v in present.items())
+
+
+def cpu_isa_env() -> dict[str, str]:
+    """The environment a child process needs to run this process's kernels (Dask, torchrun).
+
+    Empty when this process was not pinned (a child then picks as this process did).
+    """
+    present = {k: os.environ[k] for k in CPU_ISA_PINS if k in os.environ}
+    if CPU_ISA_VAR in os.environ:
+        present[CPU_ISA_VAR] = os.environ[CPU_ISA_VAR]
+    return present
+
+
 def quiet_openmp() -> None:
     """Silence OpenMP's banner warnings (called by the CLI before torch/LightGBM load)."""
     os.environ.setdefault("KMP_WARNINGS", "0")
@@ -126,8 +224,15 @@ def quiet_openmp() -> None:
 
 __all__ = [
     "ALLOCATOR_ENV",
+    "CPU_ISAS",
+    "CPU_ISA_PINS",
+    "CPU_ISA_VAR",
+    "DEFAULT_CPU_ISA",
     "DEFAULT_THREADS",
     "DEVICE_HELP",
+    "cpu_isa",
+    "cpu_isa_env",
+    "pin_cpu_isa",
     "quiet_openmp",
     "resolve_device",
     "seed_everything",

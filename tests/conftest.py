@@ -11,8 +11,14 @@ from pathlib import Path
 # waiting must be set before any OpenMP runtime loads; child processes inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import pytest
-import torch
+from houseprice.runtime import pin_cpu_isa
+
+# The CLI's default CPU kernels (HOUSEPRICE_CPU_ISA, else avx2) for the tests and every process
+# they start; torch and its libraries read the pins only when they start.
+pin_cpu_isa()
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 # One torch thread per xdist worker keeps the two workers from fighting over the cores.
 if os.environ.get("PYTEST_XDIST_WORKER"):

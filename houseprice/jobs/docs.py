@@ -354,33 +354,48 @@ def harness_section() -> str:
 
 
 def machines_section() -> str:
-    """The standard demo on two machines: what moved with the CPU (same code, same threads)."""
+    """The standard demo with native and pinned CPU kernels (issue 28's AVX-512 measurement)."""
+    import hashlib
+
     base = RESULTS / "demo_standard"
-    runs = {"current": base, "earlier machine": base / "earlier_machine"}
-    reports = {k: _load(v / "report.json") for k, v in runs.items()}
-    evidence = {k: _load(v / "evidence.json") for k, v in runs.items()}
-    seconds = {k: _load(v / "seconds.json") for k, v in runs.items()}
-    info = _load(base / "machines.json")
-    if info is None or None in reports.values() or None in evidence.values():
-        return _missing("the two-machine comparison", "python -m houseprice.jobs.docs refresh-demo")
-    cur = info["current"]
-    lines = [
-        f"| standard demo, seed 0 | this machine ({cur['cpu']}, {cur['cpu_capability']}) "
-        "| earlier machine |",
-        "|---|---:|---:|",
+    isa, report = _load(base / "cpu_isa.json"), _load(base / "report.json")
+    if isa is None or report is None:
+        return _missing("the CPU kernel comparison", "docs/results/demo_standard/cpu_isa.json")
+    same = hashlib.sha256((base / "report.json").read_bytes()).hexdigest()
+    same = same == isa["committed_report_sha256"]
+    committed = "the committed `report.json`" if same else f"main {isa['commit']}'s `report.json`"
+    nat, pin = isa["native"], isa["pinned"]
+    pinned_lift = f"{100 * report['accuracy_within_10pct'][MAIN]['lift']:+.1f}" if same else "–"
+
+    def runs(seconds: list[float]) -> str:
+        return " / ".join(f"{s:.1f} s" for s in seconds)
+
+    rows = [
+        ("torch CPU capability", nat["cpu_capability"], pin["cpu_capability"]),
+        (f"{MAIN} lift (points)", f"{100 * nat['lift_main']:+.1f}", pinned_lift),
+        (
+            f"`report.json` = {committed} (AVX2 machine)",
+            "no" if not nat["report_identical_to_committed"] else "yes",
+            "**byte for byte**" if pin["report_identical_to_committed"] else "no",
+        ),
+        (
+            "transfer heatmaps, share (test)",
+            f"{nat['evidence_transfer_share']:.3f}",
+            f"{pin['evidence_transfer_share']:.3f}",
+        ),
+        ("demo wall time", f"{nat['demo_seconds']:.0f} s", f"{pin['demo_seconds']:.0f} s"),
+        (
+            "predict 10,000 houses (2 paired runs)",
+            runs(nat["predict_10k_seconds"]),
+            runs(pin["predict_10k_seconds"]),
+        ),
     ]
-    for name in reports["current"]["accuracy_within_10pct"]:
-        cells = []
-        for k in runs:
-            row = reports[k]["accuracy_within_10pct"][name]
-            cells.append(f"{100 * row['without_visual']:.1f} → {100 * row['lift']:+.1f}")
-        lines.append(f"| {name}: w/o VF → lift | {' | '.join(cells)} |")
-    for label, key in (("share", "evidence_mask_ratio"), ("pointing", "evidence_pointing")):
-        cells = [f"{evidence[k][key]['transfer']:.3f}" for k in runs]
-        lines.append(f"| transfer heatmaps, {label} (test) | {' | '.join(cells)} |")
-    if None not in seconds.values():
-        cells = [f"{seconds[k]['train']:.0f} s" for k in runs]
-        lines.append(f"| training time | {' | '.join(cells)} |")
+    lines = [
+        f"| standard demo, seed 0, main {isa['commit']}, AVX-512 machine | `--cpu-isa native` "
+        "| `--cpu-isa avx2` (default) |",
+        "|---|---:|---:|",
+        *(f"| {a} | {b} | {c} |" for a, b, c in rows),
+    ]
     return "\n".join(lines)
 
 
@@ -564,7 +579,7 @@ def refresh_demo() -> None:
     import tempfile
 
     from houseprice.artifacts import atomic_write_json
-    from houseprice.jobs.demo import run_demo
+    from houseprice.jobs.demo import run_demo  # (main pinned the CPU kernels before torch)
 
     with tempfile.TemporaryDirectory() as tmp:
         res = run_demo(Path(tmp) / "demo", profile="standard", seed=0, progress=False)
@@ -577,6 +592,9 @@ def refresh_demo() -> None:
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["refresh-demo"]:
+        from houseprice.runtime import pin_cpu_isa
+
+        pin_cpu_isa()  # the CLI's default kernels (HOUSEPRICE_CPU_ISA), before torch runs
         refresh_demo()
     elif argv[:1] == ["write"]:
         for name in DOCUMENTS:

@@ -59,7 +59,7 @@ from houseprice.jobs.stream import (
     score_partition,
     work_folder,
 )
-from houseprice.runtime import ALLOCATOR_ENV
+from houseprice.runtime import ALLOCATOR_ENV, cpu_isa_env
 
 ENGINES = ("local", "dask")
 
@@ -234,6 +234,7 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
 
     n = workers or os.cpu_count() or 1
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    env.update(cpu_isa_env())  # the kernels this process was pinned to (runtime.pin_cpu_isa)
     with (
         dask.config.set(LOCAL_CLUSTER_CONFIG),
         LocalCluster(

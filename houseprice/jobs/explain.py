@@ -38,6 +38,7 @@ from houseprice.jobs.outputs import write_csv
 from houseprice.jobs.stream import Partition, model_digest, plan, records_digest
 from houseprice.maps import folder_for
 from houseprice.valuation.evidence import evidence_markdown, evidence_scores
+from houseprice.valuation.folder import kernel_note
 from houseprice.valuation.model import HousePriceModel
 
 #: Above this many houses the map is a folder (index.html + lazily loaded chunks).
@@ -143,6 +144,8 @@ def explain_table(
     map_path = None if map_html is None else Path(os.path.abspath(map_html))
     check_targets(out, overwrite=overwrite, resume=resume, inputs=inputs)
     model = HousePriceModel.load(model_dir)
+    if note := kernel_note(model_dir):
+        warnings.warn(note, stacklevel=2)
     full = load_any(table, purpose="predict")
     rec = full.records
     if test_only:

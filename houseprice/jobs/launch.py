@@ -70,7 +70,9 @@ def relaunch(nproc: int, argv: Sequence[str] | None = None, *, module: str = CLI
     """Run this command (``sys.argv[1:]`` by default) under torchrun; return its exit code.
 
     Each worker gets ``HOUSEPRICE_THREADS`` = cores // nproc unless it is set already (the
-    thread count is part of what makes a run byte-reproducible, runtime.DEFAULT_THREADS).
+    thread count is part of what makes a run byte-reproducible, runtime.DEFAULT_THREADS), and
+    this process's environment, CPU kernel pins included (``runtime.pin_cpu_isa``; each rank's
+    ``cli.main`` pins again from the same arguments before torch loads).
 
     Raises:
         UserInputError: ``nproc`` < 1, or this process already is a torchrun worker.
@@ -82,7 +84,7 @@ def relaunch(nproc: int, argv: Sequence[str] | None = None, *, module: str = CLI
             f"{NPROC_OPTION} was given inside a torchrun worker; run the command without it"
         )
     cmd = torchrun_command(sys.argv[1:] if argv is None else argv, nproc, module=module)
-    env = dict(os.environ)
+    env = dict(os.environ)  # with this process's CPU kernel pins (runtime.pin_cpu_isa)
     env.setdefault("HOUSEPRICE_THREADS", str(worker_threads(nproc)))
     env.setdefault("OMP_NUM_THREADS", env["HOUSEPRICE_THREADS"])  # (torchrun warns otherwise)
     return subprocess.call(cmd, env=env)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from houseprice.pricing.dask_fit import fit_on_dask
 from houseprice.profiles import get_profile
 from houseprice.valuation.config import TrainConfig, profile_config
 from houseprice.valuation.evaluate import evaluate
+from houseprice.valuation.folder import kernel_note
 from houseprice.valuation.model import HousePriceModel, fit_local
 from houseprice.valuation.report import plot_predictions, report_markdown
 
@@ -232,6 +234,8 @@ def evaluate_folder(
     if houseprice wrote it.
     """
     model = HousePriceModel.load(model_dir)
+    if note := kernel_note(model_dir):
+        warnings.warn(note, stacklevel=2)
     ds = (
         load_dataset(data, purpose="train")
         if Path(data).is_dir()

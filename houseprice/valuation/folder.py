@@ -40,6 +40,7 @@ from houseprice.artifacts import (
 from houseprice.errors import FormatError
 from houseprice.pricing.lgbm_text import check_model_text
 from houseprice.pricing.regressor import PriceRegressor
+from houseprice.runtime import cpu_isa
 from houseprice.valuation.config import TrainConfig
 from houseprice.vision.features import VisualFeaturizer
 
@@ -86,12 +87,13 @@ MODEL_JSON_SCHEMA: dict[str, Any] = {
 
 
 def _versions() -> dict[str, str]:
-    """Library versions and the CPU kernel level the model was trained with.
+    """Library versions and the CPU kernels the model was trained with.
 
     The siamese stage is byte-reproducible only with all of these equal (and the thread
     count, ``info.torch_threads``): torch picks its CPU kernels by instruction set
-    (``cpu_capability``: AVX2, AVX512, ...), whose float rounding differs (README,
-    "Reproducibility").
+    (``cpu_capability``: AVX2, AVX512, ...), whose float rounding differs, unless
+    ``--cpu-isa`` pins them (``cpu_isa``: avx2 by default, :func:`houseprice.runtime.
+    pin_cpu_isa`; README, "Reproducibility").
     """
     import lightgbm
     import PIL
@@ -105,7 +107,27 @@ def _versions() -> dict[str, str]:
         "numpy": np.__version__,
         "pillow": PIL.__version__,
         "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "cpu_isa": cpu_isa(),
     }
+
+
+def kernel_note(folder: str | Path) -> str | None:
+    """A note when this process's CPU kernels are not those the model in ``folder`` trained with.
+
+    Such a model still works; its prices and heatmaps may differ from the training machine's
+    in the last digits. Models from before ``cpu_isa`` was recorded count as ``native``.
+    """
+    meta = read_json_object(Path(folder) / "model.json", "model metadata")
+    versions = meta.get("versions") or {}
+    trained = (versions.get("cpu_capability", "not recorded"), versions.get("cpu_isa", "native"))
+    here = (str(torch.backends.cpu.get_cpu_capability()), cpu_isa())
+    if trained == here:
+        return None
+    return (
+        f"{folder} was trained with torch's {trained[0]} CPU kernels (--cpu-isa {trained[1]}) "
+        f"and runs here with {here[0]} ({here[1]}): results may differ from the training "
+        "machine's in the last digits"
+    )
 
 
 @dataclass
