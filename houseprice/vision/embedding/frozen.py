@@ -11,7 +11,6 @@ then costs one forward pass per view instead of one per sample and epoch.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -19,9 +18,6 @@ from torch import Tensor
 from houseprice.data.cub import CUBAugConfig, DecodedImages
 from houseprice.vision.embedding.model import EmbeddingNet, pool_features
 from houseprice.vision.embedding.sampler import PKBatchSampler
-
-if TYPE_CHECKING:
-    from houseprice.vision.embedding.train import EmbeddingTrainConfig
 
 
 @torch.no_grad()
@@ -63,8 +59,9 @@ class CachedFeatureBatches:
         data: DecodedImages,
         sampler: PKBatchSampler,
         aug: CUBAugConfig | None,
-        config: EmbeddingTrainConfig,
         *,
+        views: int,
+        batch_size: int,
         seed: int,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -75,8 +72,8 @@ class CachedFeatureBatches:
             model,
             data,
             aug,
-            config.feature_views,
-            batch_size=config.eval_batch_size,
+            views,
+            batch_size=batch_size,
             generator=self.generator,
             device=device,
         )  # (V, N, C)

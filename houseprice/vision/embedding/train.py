@@ -335,7 +335,14 @@ def train_embedding(
         if not isinstance(train_dataset, DecodedImages):
             raise TypeError("feature_views needs a DecodedImages training set")
         loader = CachedFeatureBatches(
-            model, train_dataset, sampler, aug, config, seed=seed, device=device
+            model,
+            train_dataset,
+            sampler,
+            aug,
+            views=config.feature_views,
+            batch_size=config.eval_batch_size,
+            seed=seed,
+            device=device,
         )
     elif isinstance(train_dataset, DecodedImages):
         loader = DecodedBatches(train_dataset, sampler, aug, seed)
