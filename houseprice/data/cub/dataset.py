@@ -36,11 +36,14 @@ ClassSplit = Literal["metric", "official"]
 
 @dataclass(frozen=True)
 class CUBAugConfig:
-    """Training augmentation: random resized crop (area ``scale``, aspect ``ratio``) + hflip."""
+    """Training augmentation: random resized crop (area ``scale``, aspect ``ratio``), hflip
+    and (batched path only) rotation."""
 
     scale: tuple[float, float] = (0.16, 1.0)  # a common choice in deep-metric-learning code
     ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
     hflip_p: float = 0.5
+    # degrees, uniform in [-r, r]: the batched path only (cache.augment_batch, DecodedImages)
+    rotation_deg: float = 0.0
 
 
 class CUBDataset(Dataset[dict[str, Any]]):
@@ -85,6 +88,11 @@ class CUBDataset(Dataset[dict[str, Any]]):
             raise UserInputError(f"image_size must be a positive int; got {image_size}")
         if not 0 <= mask_threshold <= 255:
             raise UserInputError(f"mask_threshold must be in [0, 255]; got {mask_threshold}")
+        if train_aug and aug is not None and aug.rotation_deg:
+            raise ValueError(
+                "CUBDataset's per-sample augmentation does not rotate; rotation_deg is applied "
+                "per batch by houseprice.data.cub.cache.DecodedImages"
+            )
         index = read_cub_index(root, segmentations=segmentations)
         all_classes = sorted(index.attrs["class_names"])
         if split == "all":

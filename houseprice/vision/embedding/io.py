@@ -56,8 +56,12 @@ def save_embedding_net(
     Each file is written atomically and the manifest last (any old one is removed first), so
     a folder with a manifest always has matching files.
     """
-    if model.dim != config.dim or model.backbone.config != config.backbone:
-        raise ValueError("config does not describe this model (dim or backbone differ)")
+    if (model.dim, model.pooling, model.backbone.config) != (
+        config.dim,
+        config.pooling,
+        config.backbone,
+    ):
+        raise ValueError("config does not describe this model (dim, pooling or backbone differ)")
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST_NAME).unlink(missing_ok=True)
@@ -106,7 +110,9 @@ def load_embedding_net(
         config = EmbeddingTrainConfig.from_dict(meta["config"])
     except (KeyError, TypeError, ValueError) as err:
         raise FormatError(f"{json_path}: not a valid embedding config ({err})") from err
-    model = EmbeddingNet(build_backbone(config.backbone), config.dim)
+    model = EmbeddingNet(
+        build_backbone(config.backbone, pretrained=False), config.dim, config.pooling
+    )
     try:
         model.load_state_dict(load_safetensors(weights_path.read_bytes()), strict=True)
     except (RuntimeError, SafetensorError) as err:

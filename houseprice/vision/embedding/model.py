@@ -1,8 +1,9 @@
-"""The embedding net of deep metric learning: backbone -> GAP -> FC, and its raw-embedding view.
+"""The embedding net of deep metric learning: backbone -> pooling -> FC, and its raw-embedding view.
 
 This module owns
 
-* :class:`EmbeddingNet` - backbone -> global average pooling -> FC -> ``dim``-d embedding,
+* :class:`EmbeddingNet` - backbone -> pooling (:data:`POOLINGS`: global average, average plus
+  max, or generalised mean) -> FC -> ``dim``-d embedding,
   L2-normalised by :meth:`EmbeddingNet.forward`; the *unnormalised* embedding ``y`` is exposed by
   :meth:`EmbeddingNet.forward_raw` (EmbeddingCAM, Bachhawat eq. 9, and the retrieval Grad-CAM /
   L2-CAF endpoints of Taha §4.2 use it) and by the :class:`RawEmbedding` view;
@@ -21,22 +22,42 @@ from torch import Tensor, nn
 
 from houseprice.vision.backbones import Backbone, BackboneConfig, build_backbone
 
+POOLINGS = ("gap", "gap+gmp", "gem")
+GEM_P = 3.0  # generalised-mean exponent (Radenovic et al. 2018's common choice)
+
+
+def pool_features(fmap: Tensor, pooling: str = "gap") -> Tensor:
+    """``(B, C, h, w) -> (B, C)``: global average (``gap``), average plus max (``gap+gmp``) or
+    generalised mean with exponent :data:`GEM_P` (``gem``; the map is clamped at 1e-6)."""
+    if pooling == "gap":
+        return fmap.mean(dim=(2, 3))
+    if pooling == "gap+gmp":
+        return fmap.mean(dim=(2, 3)) + fmap.amax(dim=(2, 3))
+    if pooling == "gem":
+        return fmap.clamp_min(1e-6).pow(GEM_P).mean(dim=(2, 3)).pow(1.0 / GEM_P)
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+
 
 class EmbeddingNet(nn.Module):
-    """``backbone -> GAP -> Linear(C, dim)``; ``forward`` returns the L2-normalised embedding.
+    """``backbone -> pooling -> Linear(C, dim)``; ``forward`` returns the L2-normalised
+    embedding.
 
     Args:
         backbone: a :class:`~houseprice.vision.backbones.Backbone` (its last stage is the
             explained layer, :attr:`target_layer`).
         dim: embedding dimension (128 in Chen §4.1, Bachhawat §4.1 and Taha S2).
+        pooling: one of :data:`POOLINGS` (``gap``: the papers' global average pooling).
     """
 
-    def __init__(self, backbone: Backbone, dim: int = 128) -> None:
+    def __init__(self, backbone: Backbone, dim: int = 128, pooling: str = "gap") -> None:
         super().__init__()
         if not isinstance(backbone, Backbone):
             raise TypeError(f"backbone must be a Backbone, got {type(backbone).__name__}")
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
         self.backbone = backbone
         self.fc = nn.Linear(backbone.out_channels, dim)
         self.dim = int(dim)
@@ -57,7 +78,7 @@ class EmbeddingNet(nn.Module):
 
     def forward_head_raw(self, fmap: Tensor) -> Tensor:
         # (B, C, h, w) -> (B, dim): the unnormalised embedding y
-        return self.fc(Backbone.pool(fmap))
+        return self.fc(pool_features(fmap, self.pooling))
 
     def forward_head(self, fmap: Tensor) -> Tensor:
         # (B, C, h, w) -> (B, dim), unit L2 norm
@@ -104,8 +125,10 @@ class NetSpec(Protocol):
     def weights(self) -> str | None: ...
     @property
     def dim(self) -> int: ...
+    @property
+    def pooling(self) -> str: ...
 
 
 def build_embedding_net(config: NetSpec) -> EmbeddingNet:
     """A fresh :class:`EmbeddingNet` for ``config`` (backbone weights from ``config.weights``)."""
-    return EmbeddingNet(build_backbone(config.backbone, config.weights), config.dim)
+    return EmbeddingNet(build_backbone(config.backbone, config.weights), config.dim, config.pooling)

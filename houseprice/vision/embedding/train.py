@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,7 +24,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from houseprice.data.cub import CUBAugConfig, DecodedImages
 from houseprice.vision.backbones import BackboneConfig
+from houseprice.vision.embedding.frozen import CachedFeatureBatches
 from houseprice.vision.embedding.losses import (
     LOSSES,
     MININGS,
@@ -35,7 +37,7 @@ from houseprice.vision.embedding.losses import (
     triplet_semihard_loss,
 )
 from houseprice.vision.embedding.metrics import retrieval_metrics
-from houseprice.vision.embedding.model import EmbeddingNet, build_embedding_net
+from houseprice.vision.embedding.model import POOLINGS, EmbeddingNet, build_embedding_net
 from houseprice.vision.embedding.sampler import PKBatchSampler
 
 
@@ -60,6 +62,12 @@ class EmbeddingTrainConfig:
     warmup_epochs: float = 0.0  # linear learning-rate warmup before the cosine decay
     weight_decay: float = 5e-4
     eval_batch_size: int = 128
+    pooling: str = "gap"  # "gap", "gap+gmp" or "gem" (model.POOLINGS)
+    # > 0 with a fully frozen backbone (freeze -1): pooled features of this many augmented
+    # views per image are computed once and only the FC head is trained on them (.frozen)
+    feature_views: int = 0
+    backbone_lr_mult: float = 1.0  # backbone learning rate = lr * this (pretrained: < 1)
+    proxy_lr_mult: float = 1.0  # normsoftmax proxies' learning rate = lr * this
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -72,6 +80,14 @@ class EmbeddingTrainConfig:
             raise ValueError(f"mining must be one of {MININGS}, got {self.mining!r}")
         if not 0.0 <= self.warmup_epochs <= max(self.epochs, 0):
             raise ValueError(f"warmup_epochs must be in [0, epochs], got {self.warmup_epochs}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.feature_views < 0:
+            raise ValueError(f"feature_views must be >= 0, got {self.feature_views}")
+        if self.feature_views and self.backbone.freeze != -1:
+            raise ValueError("feature_views needs a fully frozen backbone (backbone.freeze -1)")
+        if self.backbone_lr_mult < 0 or self.proxy_lr_mult <= 0:
+            raise ValueError("need backbone_lr_mult >= 0 and proxy_lr_mult > 0")
         if self.batches_per_epoch is not None and self.batches_per_epoch < 1:
             raise ValueError(f"batches_per_epoch must be >= 1, got {self.batches_per_epoch}")
 
@@ -121,6 +137,41 @@ def _dataset_labels(dataset: Dataset[Any]) -> np.ndarray:
     return lab.astype(np.int64)
 
 
+class DecodedBatches:
+    """Training batches of a :class:`~houseprice.data.cub.DecodedImages`: the sampler's index
+    lists, augmented a batch at a time (one ``grid_sample``), drawn from a seeded generator."""
+
+    def __init__(
+        self, dataset: DecodedImages, sampler: PKBatchSampler, aug: CUBAugConfig | None, seed: int
+    ) -> None:
+        self.dataset, self.sampler, self.aug = dataset, sampler, aug
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        for indices in self.sampler:
+            images, labels = self.dataset.batch(indices, self.aug, self.generator)
+            yield {"image": images, "label": labels}
+
+
+def param_groups(
+    model: EmbeddingNet, proxies: ClassProxies | None, config: EmbeddingTrainConfig
+) -> list[dict[str, Any]]:
+    """AdamW groups: backbone at ``lr * backbone_lr_mult``, head at ``lr``, proxies at
+    ``lr * proxy_lr_mult``; frozen parameters (and a zero multiplier's backbone) are left out."""
+    backbone = [p for p in model.backbone.parameters() if p.requires_grad]
+    groups: list[dict[str, Any]] = [{"params": list(model.fc.parameters()), "lr": config.lr}]
+    if backbone and config.backbone_lr_mult > 0:
+        groups.append({"params": backbone, "lr": config.lr * config.backbone_lr_mult})
+    if proxies is not None:
+        groups.append(
+            {"params": list(proxies.parameters()), "lr": config.lr * config.proxy_lr_mult}
+        )
+    return groups
+
+
 def batch_loss(
     model: EmbeddingNet,
     images: Tensor,
@@ -130,7 +181,13 @@ def batch_loss(
 ) -> Tensor:
     """The configured metric-learning loss of one batch (triplet on normalised, N-pair on raw,
     normalised softmax against ``proxies``)."""
-    raw = model.forward_raw(images)  # (B, D)
+    return embedding_loss(model.forward_raw(images), labels, config, proxies)
+
+
+def embedding_loss(
+    raw: Tensor, labels: Tensor, config: EmbeddingTrainConfig, proxies: ClassProxies | None
+) -> Tensor:
+    """The configured loss of raw embeddings ``(B, D)`` with labels ``(B,)``."""
     if config.loss == "normsoftmax":
         if proxies is None:
             raise ValueError("the normsoftmax loss needs proxies= (ClassProxies)")
@@ -162,7 +219,7 @@ def lr_factor(total_steps: int, warmup_steps: int = 0) -> Callable[[int], float]
 
 def train_one_epoch(
     model: EmbeddingNet,
-    loader: DataLoader[Any],
+    loader: Iterable[dict[str, Any]],
     optimizer: torch.optim.Optimizer,
     config: EmbeddingTrainConfig,
     *,
@@ -177,9 +234,12 @@ def train_one_epoch(
     start = time.perf_counter()
     total, n = 0.0, 0
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        images = batch["image"].to(device)  # (B, 3, S, S)
         labels = torch.as_tensor(batch["label"]).to(device)  # (B,)
-        loss = batch_loss(model, images, labels, config, proxies)
+        if "pooled" in batch:  # cached features of a frozen backbone (.frozen)
+            raw = model.fc(batch["pooled"].to(device))  # (B, C) -> (B, D)
+        else:
+            raw = model.forward_raw(batch["image"].to(device))  # (B, 3, S, S) -> (B, D)
+        loss = embedding_loss(raw, labels, config, proxies)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -240,6 +300,7 @@ def train_embedding(
     device: str | torch.device = "cpu",
     progress: bool = True,
     eval_dataset: Dataset[Any] | None = None,
+    aug: CUBAugConfig | None = None,
 ) -> tuple[EmbeddingNet, list[dict[str, float]]]:
     """Train an :class:`EmbeddingNet` with P x K batches, AdamW and a cosine learning rate.
 
@@ -249,6 +310,8 @@ def train_embedding(
             global RNG: it is seeded here).
         config: hyper-parameters; ``loss`` overrides ``config.loss`` when given.
         eval_dataset: optional held-out classes, evaluated (Recall@1, NMI) after every epoch.
+        aug: the batched augmentation of a :class:`~houseprice.data.cub.DecodedImages`
+            training set (``None``: its plain images); other datasets augment themselves.
 
     Returns:
         ``(model in eval mode, history)`` with one ``{"epoch", "loss", "seconds"[,
@@ -267,10 +330,28 @@ def train_embedding(
     sampler = PKBatchSampler(
         labels, config.classes_per_batch, config.images_per_class, n_batches, seed=seed
     )
-    loader: DataLoader[Any] = DataLoader(train_dataset, batch_sampler=sampler, num_workers=0)
+    loader: Iterable[dict[str, Any]]
+    if config.feature_views:
+        if not isinstance(train_dataset, DecodedImages):
+            raise TypeError("feature_views needs a DecodedImages training set")
+        loader = CachedFeatureBatches(
+            model,
+            train_dataset,
+            sampler,
+            aug,
+            views=config.feature_views,
+            batch_size=config.eval_batch_size,
+            seed=seed,
+            device=device,
+        )
+    elif isinstance(train_dataset, DecodedImages):
+        loader = DecodedBatches(train_dataset, sampler, aug, seed)
+    else:
+        loader = DataLoader(train_dataset, batch_sampler=sampler, num_workers=0)
     proxies = ClassProxies(labels, config.dim).to(device) if config.loss == "normsoftmax" else None
-    params = list(model.parameters()) + ([] if proxies is None else list(proxies.parameters()))
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, proxies, config), lr=config.lr, weight_decay=config.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_factor(config.epochs * n_batches, round(config.warmup_epochs * n_batches))
     )
