@@ -170,6 +170,16 @@ def train_cmd(
         say(f"trained on {model.info['n_train']} houses {kind}; model in {path}")
 
 
+GisCrs = Annotated[
+    str | None,
+    typer.Option(
+        "--crs",
+        help="CRS of the GIS layers (.gpkg/.geoparquet): EPSG:4326 by default, e.g. "
+        "EPSG:26915, or 'input' for the input table's own CRS.",
+    ),
+]
+
+
 @app.command("predict")
 def predict_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model folder.")],
@@ -177,7 +187,9 @@ def predict_cmd(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", help="Output: a .csv file, or a .parquet folder of partitions + manifest."
+            "--out",
+            help="Output: a .csv file, a .parquet folder of partitions + manifest, or a GIS "
+            "file: .gpkg (layers houses + areas) / .geoparquet (+ .areas.geoparquet).",
         ),
     ],
     imagery: Annotated[
@@ -213,6 +225,7 @@ def predict_cmd(
             "--resume", help="Keep the partitions an interrupted run of the same job wrote."
         ),
     ] = False,
+    crs: GisCrs = None,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -221,6 +234,8 @@ def predict_cmd(
     """Price every house of a table (no row is dropped; see used_visual).
 
     Example: houseprice predict --model models/city --input new_houses.csv --out prices.csv
+
+    For a GIS (QGIS, ArcGIS): --out prices.gpkg [--crs EPSG:26915 | --crs input]
     """
     from houseprice.jobs.engines import score_table
 
@@ -242,6 +257,7 @@ def predict_cmd(
             partitions=partitions,
             chunk_size=chunk_size,
             resume=resume,
+            crs=crs,
         ),
     )
     kept = f"; {res.reused} of {res.partitions} partitions kept from before" if res.reused else ""
