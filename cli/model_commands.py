@@ -347,6 +347,14 @@ def explain_cmd(
         typer.Option("--partitions", min=1, help="Dask tasks (default: one per 512 houses)."),
     ] = None,
     resume: ExplainResume = False,
+    gpkg: Annotated[
+        Path | None,
+        typer.Option(
+            "--gpkg",
+            help="Also write the table as GIS layers: a .gpkg (houses + areas) or .geoparquet.",
+        ),
+    ] = None,
+    crs: GisCrs = None,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -356,7 +364,8 @@ def explain_cmd(
 
     Example: houseprice explain --model models/city --input data/city/houses.csv\
     --out expl --map expl/map.html
-    (add --engine dask [--scheduler tcp://host:8786] to run the per-house work on Dask)
+    (add --engine dask [--scheduler tcp://host:8786] to run the per-house work on Dask;
+    add --gpkg expl/houses.gpkg for layers a GIS opens)
 
     Interrupted (Ctrl-C, a killed job)? Run the same command with --resume: the partitions
     already explained are kept and only the missing ones run, e.g.
@@ -383,6 +392,8 @@ def explain_cmd(
             workers=workers,
             partitions=partitions,
             resume=resume,
+            gpkg=gpkg,
+            crs=crs,
         ),
     )
     n_vis = int(res.frame["heatmap"].notna().sum())
@@ -393,3 +404,5 @@ def explain_cmd(
         say(f"evidence-mask ratio: {ratios}, uniform {res.report['uniform']:.3f}")
     if res.map_html is not None:
         say(f"map: {res.map_html}")
+    if gpkg is not None:
+        say(f"GIS layers: {gpkg}")

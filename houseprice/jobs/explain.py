@@ -117,6 +117,8 @@ def explain_table(
     partitions: int | None = None,
     resume: bool = False,
     chunk_size: int = CHUNK,
+    gpkg: str | Path | None = None,
+    crs: str | None = None,
 ) -> ExplainResult:
     """Price and explain every house of a table: overlays, a table, a map, a score report.
 
@@ -134,6 +136,9 @@ def explain_table(
     task per partition (:mod:`houseprice.jobs.explain_dask`; ``scheduler``, ``workers``,
     ``partitions`` as for ``predict``); the table, report and map are written here, identical
     to the local engine's.
+    ``gpkg``: also write the table as GIS layers (``.gpkg``: layers ``houses`` and ``areas``;
+    or ``.geoparquet``, :mod:`houseprice.jobs.gis_out`) in ``crs`` (default EPSG:4326;
+    ``"input"``: the input table's CRS); inside ``out`` it moves with the folder.
     """
     _check_engine(engine, scheduler=scheduler, workers=workers, partitions=partitions)
     if max_evidence < 1:
@@ -157,6 +162,7 @@ def explain_table(
         _check_file_target(map_path, overwrite, inputs=inputs)
         if len(rec) > FOLDER_THRESHOLD:  # a folder map: refuse before the long work
             check_output_folder(folder_for(map_path), overwrite=overwrite, inputs=inputs)
+    gis = _gis_target(gpkg, crs, out, table, overwrite=overwrite, inputs=inputs)
     parts = plan(len(rec), chunk_size=chunk_size, partitions=partitions)
     options = {"test_only": test_only, "max_evidence": max_evidence, "label_masks": label_masks}
     info = _job_info(model_dir, table, full, ds, parts, out, map_path, options=options)
@@ -168,6 +174,8 @@ def explain_table(
     frame["image"] = ds.tiles.describe(rec) if ds.tiles is not None else None  # client's paths
     options = {**options, "device": device, "progress": progress, "overwrite": overwrite}
     report, page = _write_outputs(model, full, ds, frame, (work, out, map_path), signed, options)
+    if gis is not None:
+        _write_gis(frame.drop(columns=model.visual_columns), work, out, gis)
     finish(work, out, overwrite=overwrite, inputs=inputs)
     for col in ("overlay", "heatmap"):
         frame[col] = [None if v is None else str(out / v) for v in frame[col]]
@@ -292,6 +300,39 @@ def _write_outputs(
         model, ds, frame, work, target, overwrite=options["overwrite"], signed=signed
     )
     return report, (out / page.relative_to(work) if inside else page)  # moves with the folder
+
+
+def _gis_target(
+    path: str | Path | None,
+    crs: str | None,
+    out: Path,
+    table: str | Path,
+    *,
+    overwrite: bool,
+    inputs: tuple[str | Path, ...],
+) -> tuple[Path, Any] | None:
+    """The GIS file and its CRS, checked before the long work (None: no GIS output)."""
+    from houseprice.jobs.gis_out import check_gis_target, layer_crs
+
+    if path is None:
+        if crs is not None:
+            raise UserInputError("--crs applies only with --gpkg (the CRS of its layers)")
+        return None
+    target = Path(os.path.abspath(path))
+    if out not in target.parents:
+        check_gis_target(target, overwrite=overwrite, inputs=inputs)
+    elif target.suffix.lower() not in (".gpkg", ".geoparquet"):
+        check_gis_target(target, overwrite=False)  # names the accepted suffixes
+    return target, layer_crs(crs, table)
+
+
+def _write_gis(table: pd.DataFrame, work: Path, out: Path, gis: tuple[Path, Any]) -> Path:
+    """The explanations as GIS layers: into the work folder when inside ``out``."""
+    from houseprice.jobs.gis_out import area_inputs, write_gis
+
+    path, crs = gis
+    target = work / path.relative_to(out) if out in path.parents else path
+    return write_gis(target, [table], area_inputs(table), crs)
 
 
 def _check_engine(engine: str, **dask_options: Any) -> None:

@@ -175,3 +175,28 @@ def test_input_crs(tmp_path: Path) -> None:
     pd.DataFrame({"a": [1]}).to_csv(tmp_path / "in.csv")
     with pytest.raises(UserInputError, match="declares no CRS"):
         input_crs(tmp_path / "in.csv")
+
+
+def test_explain_gpkg(city_model: Path, tiny_city: Path, tmp_path: Path) -> None:
+    from houseprice.jobs import explain_table
+
+    out = tmp_path / "expl"
+    res = explain_table(
+        city_model,
+        tiny_city,
+        out,
+        gpkg=out / "houses.gpkg",
+        crs="EPSG:32615",
+        progress=False,
+        max_evidence=5,
+    )
+    table = pd.read_csv(res.table)
+    houses = pyogrio.read_dataframe(out / "houses.gpkg", layer="houses")
+    assert houses.crs.to_epsg() == 32615
+    assert set(table.columns) <= set(houses.columns)
+    assert list(houses["house_id"]) == list(table["house_id"].astype(str))
+    np.testing.assert_allclose(houses["predicted_price"], table["predicted_price"], rtol=1e-9)
+    areas = pyogrio.read_dataframe(out / "houses.gpkg", layer="areas").to_crs("EPSG:4326")
+    _check_areas(areas, table)
+    with pytest.raises(UserInputError, match="only with --gpkg"):
+        explain_table(city_model, tiny_city, tmp_path / "e2", crs="EPSG:3857", progress=False)
