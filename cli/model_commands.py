@@ -355,6 +355,22 @@ def explain_cmd(
         ),
     ] = None,
     crs: GisCrs = None,
+    map_imagery: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--map-imagery",
+            help="Orthophoto(s) (GeoTIFF/COG) drawn under the map, offline: the ones the tiles "
+            "were cut from (repeatable; a layer you can untick).",
+        ),
+    ] = None,
+    basemap: Annotated[
+        str | None,
+        typer.Option(
+            "--basemap",
+            help="osm: add OpenStreetMap's online street layer (needs a network; off by "
+            "default, never needed).",
+        ),
+    ] = None,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -365,7 +381,8 @@ def explain_cmd(
     Example: houseprice explain --model models/city --input data/city/houses.csv\
     --out expl --map expl/map.html
     (add --engine dask [--scheduler tcp://host:8786] to run the per-house work on Dask;
-    add --gpkg expl/houses.gpkg for layers a GIS opens)
+    add --gpkg expl/houses.gpkg for layers a GIS opens, --map-imagery ortho.tif to draw the
+    orthophoto under the map)
 
     Interrupted (Ctrl-C, a killed job)? Run the same command with --resume: the partitions
     already explained are kept and only the missing ones run, e.g.
@@ -394,6 +411,8 @@ def explain_cmd(
             resume=resume,
             gpkg=gpkg,
             crs=crs,
+            map_imagery=map_imagery,
+            basemap=basemap,
         ),
     )
     n_vis = int(res.frame["heatmap"].notna().sum())

@@ -119,6 +119,8 @@ def explain_table(
     chunk_size: int = CHUNK,
     gpkg: str | Path | None = None,
     crs: str | None = None,
+    map_imagery: list[Path] | None = None,
+    basemap: str | None = None,
 ) -> ExplainResult:
     """Price and explain every house of a table: overlays, a table, a map, a score report.
 
@@ -139,6 +141,8 @@ def explain_table(
     ``gpkg``: also write the table as GIS layers (``.gpkg``: layers ``houses`` and ``areas``;
     or ``.geoparquet``, :mod:`houseprice.jobs.gis_out`) in ``crs`` (default EPSG:4326;
     ``"input"``: the input table's CRS); inside ``out`` it moves with the folder.
+    ``map_imagery``: the orthophotos (GeoTIFF/COG) drawn under the map's houses, offline;
+    ``basemap="osm"`` adds OpenStreetMap's online street layer (off unless asked for).
     """
     _check_engine(engine, scheduler=scheduler, workers=workers, partitions=partitions)
     if max_evidence < 1:
@@ -163,6 +167,7 @@ def explain_table(
         if len(rec) > FOLDER_THRESHOLD:  # a folder map: refuse before the long work
             check_output_folder(folder_for(map_path), overwrite=overwrite, inputs=inputs)
     gis = _gis_target(gpkg, crs, out, table, overwrite=overwrite, inputs=inputs)
+    base = _check_base(map_path, map_imagery, basemap)
     parts = plan(len(rec), chunk_size=chunk_size, partitions=partitions)
     options = {"test_only": test_only, "max_evidence": max_evidence, "label_masks": label_masks}
     info = _job_info(model_dir, table, full, ds, parts, out, map_path, options=options)
@@ -173,6 +178,7 @@ def explain_table(
     frame, signed = read_parts(work, parts, rec)
     frame["image"] = ds.tiles.describe(rec) if ds.tiles is not None else None  # client's paths
     options = {**options, "device": device, "progress": progress, "overwrite": overwrite}
+    options["base"] = base
     report, page = _write_outputs(model, full, ds, frame, (work, out, map_path), signed, options)
     if gis is not None:
         _write_gis(frame.drop(columns=model.visual_columns), work, out, gis)
@@ -297,9 +303,41 @@ def _write_outputs(
     inside = out in map_path.parents
     target = work / map_path.relative_to(out) if inside else map_path
     page = _render_map(
-        model, ds, frame, work, target, overwrite=options["overwrite"], signed=signed
+        model,
+        ds,
+        frame,
+        work,
+        target,
+        overwrite=options["overwrite"],
+        signed=signed,
+        base=options.get("base") or {},
     )
     return report, (out / page.relative_to(work) if inside else page)  # moves with the folder
+
+
+#: ``--basemap osm``: OpenStreetMap's standard tiles (online; see its tile usage policy).
+OSM_TILES = ("https://tile.openstreetmap.org/{z}/{x}/{y}.png", "© OpenStreetMap contributors")
+
+
+def _check_base(
+    map_path: Path | None, imagery: list[Path] | None, basemap: str | None
+) -> dict[str, Any]:
+    """``render_valuation_map``'s base-layer arguments; the imagery files are opened and
+    checked now, before the long work."""
+    from houseprice.maps.basemap import open_imagery
+
+    if map_path is None and (imagery or basemap):
+        raise UserInputError("--map-imagery and --basemap need --map (they draw under the map)")
+    if basemap not in (None, "osm"):
+        raise UserInputError(f"--basemap must be osm (an online street layer), got {basemap!r}")
+    base: dict[str, Any] = {}
+    if imagery:
+        for raster in open_imagery(imagery):
+            raster.close()
+        base["imagery"] = [Path(p) for p in imagery]
+    if basemap == "osm":
+        base["base_tiles_url"], base["base_tiles_attribution"] = OSM_TILES
+    return base
 
 
 def _gis_target(
@@ -368,6 +406,7 @@ def _render_map(
     *,
     overwrite: bool = False,
     signed: bool = False,
+    base: dict[str, Any] | None = None,
 ) -> Path:
     """The offline map; returns the page to open (the file, or ``<name>/index.html`` for a
     folder map above ``FOLDER_THRESHOLD`` houses). ``signed``: the heatmaps are two-colour
@@ -396,4 +435,5 @@ def _render_map(
         heatmap_cmap=SIGNED_CMAP if signed else "jet",
         overwrite=overwrite,
         folder_threshold=FOLDER_THRESHOLD,
+        **(base or {}),
     )
