@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from affine import Affine
 from PIL import Image
 from rasterio.enums import Resampling
-from rasterio.transform import from_origin
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
@@ -112,7 +112,7 @@ def render_rgba(
     res = (x1 - x0) / width
     lat = math.degrees(math.atan(math.sinh((y0 + y1) / 2 / 6378137.0)))
     ground = res * math.cos(math.radians(lat))  # metres on the ground per output pixel
-    transform = from_origin(x0, y1, res, (y1 - y0) / height)
+    transform = Affine(res, 0.0, x0, 0.0, -(y1 - y0) / height, y1)
     out = np.zeros((height, width, 4), np.uint8)
     for raster in rasters:
         level = raster.level_for(ground)
