@@ -200,3 +200,37 @@ def test_explain_gpkg(city_model: Path, tiny_city: Path, tmp_path: Path) -> None
     _check_areas(areas, table)
     with pytest.raises(UserInputError, match="only with --gpkg"):
         explain_table(city_model, tiny_city, tmp_path / "e2", crs="EPSG:3857", progress=False)
+
+
+class _Crash(BaseException):
+    """Not an Exception: nothing on the way may swallow it (like a kill or Ctrl-C)."""
+
+
+def test_gis_resume(
+    city_model: Path,
+    tiny_city: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    one_shot: pd.DataFrame,
+) -> None:
+    import houseprice.jobs.engines as engines
+
+    out = tmp_path / "p.gpkg"
+    real = engines.score_partition
+    seen: list[int] = []
+
+    def crash_at_third(job, part, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if len(seen) == 2:
+            raise _Crash("interrupted")
+        seen.append(part.index)
+        return real(job, part, *args, **kwargs)
+
+    monkeypatch.setattr(engines, "score_partition", crash_at_third)
+    with pytest.raises(_Crash):
+        score_table(city_model, tiny_city, out, chunk_size=40, progress=False)
+    assert not out.exists() and (tmp_path / ".p.gpkg.parts").is_dir()  # never a partial file
+    monkeypatch.setattr(engines, "score_partition", real)
+    res = score_table(city_model, tiny_city, out, chunk_size=40, progress=False, resume=True)
+    assert res.reused == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.gpkg"]
+    _check_points(pyogrio.read_dataframe(out, layer="houses"), one_shot)
