@@ -39,6 +39,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from houseprice.artifacts import atomic_write_json, atomic_write_text
+from houseprice.data.houses.imagery import open_raster
 from houseprice.maps import render_valuation_map, save_overlay_png
 from houseprice.maps.browser import find_chromium, headless_chromium, open_page
 
@@ -279,7 +280,7 @@ def benchmark_size(
         progress=progress,
         folder_threshold=1 if folder else 5000,
         overwrite=True,
-        imagery=[imagery] if imagery is not None else None,
+        imagery=[open_raster(imagery)] if imagery is not None else None,
     )
     render_seconds = time.perf_counter() - t0
     sizes = _page_sizes(page)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from houseprice.artifacts import atomic_write_json, atomic_write_text, check_output_folder
 from houseprice.data.houses import Dataset, load_any
+from houseprice.data.houses.imagery import open_raster
 from houseprice.data.houses.source import FolderTiles
 from houseprice.errors import UserInputError
 from houseprice.jobs.engines import tile_recipe
@@ -324,7 +325,7 @@ def _check_base(
 ) -> dict[str, Any]:
     """``render_valuation_map``'s base-layer arguments; the imagery files are opened and
     checked now, before the long work."""
-    from houseprice.maps.basemap import open_imagery
+    from houseprice.data.houses.imagery import open_raster
 
     if map_path is None and (imagery or basemap):
         raise UserInputError("--map-imagery and --basemap need --map (they draw under the map)")
@@ -332,8 +333,8 @@ def _check_base(
         raise UserInputError(f"--basemap must be osm (an online street layer), got {basemap!r}")
     base: dict[str, Any] = {}
     if imagery:
-        for raster in open_imagery(imagery):
-            raster.close()
+        for path in imagery:
+            open_raster(path).close()
         base["imagery"] = [Path(p) for p in imagery]
     if basemap == "osm":
         base["base_tiles_url"], base["base_tiles_attribution"] = OSM_TILES
@@ -411,8 +412,6 @@ def _render_map(
     """The offline map; returns the page to open (the file, or ``<name>/index.html`` for a
     folder map above ``FOLDER_THRESHOLD`` houses). ``signed``: the heatmaps are two-colour
     signed maps (the legend's colour bar uses the same diverging scale)."""
-    from houseprice.maps import render_valuation_map
-    from houseprice.maps.overlay import SIGNED_CMAP
 
     # The popup lists every column: leave out machine data (paths of the overlays, the raw
     # 4-d features) that means nothing to the reader of a shared map.
@@ -427,6 +426,26 @@ def _render_map(
     )
     shown["heatmap"] = [None if v is None else str(tmp / v) for v in frame["heatmap"]]
     target.parent.mkdir(parents=True, exist_ok=True)
+    base = dict(base or {})
+    rasters = [open_raster(p) for p in base.pop("imagery", [])]
+    try:
+        return _render(shown, target, model, signed, overwrite, {**base, "imagery": rasters})
+    finally:
+        for raster in rasters:
+            raster.close()
+
+
+def _render(
+    shown: pd.DataFrame,
+    target: Path,
+    model: HousePriceModel,
+    signed: bool,
+    overwrite: bool,
+    base: dict[str, Any],
+) -> Path:
+    from houseprice.maps import render_valuation_map
+    from houseprice.maps.overlay import SIGNED_CMAP
+
     return render_valuation_map(
         shown,
         target,
@@ -435,5 +454,5 @@ def _render_map(
         heatmap_cmap=SIGNED_CMAP if signed else "jet",
         overwrite=overwrite,
         folder_threshold=FOLDER_THRESHOLD,
-        **(base or {}),
+        **base,
     )

@@ -1,8 +1,9 @@
 """The imagery under a valuation map: the orthophotos the houses were valued from, offline.
 
-This module owns turning GeoTIFF/COG orthophotos (any CRS, several files, checked by
-:func:`houseprice.data.houses.imagery.open_raster`) into what Leaflet draws under the houses,
-without a server or a network:
+This module owns turning GeoTIFF/COG orthophotos (any CRS, several files, opened and checked by
+the caller with :func:`houseprice.data.houses.imagery.open_raster`: maps imports only leaves,
+so the rasters come in as :class:`ImageryRaster` objects) into what Leaflet draws under the
+houses, without a server or a network:
 
 * a **single-file map** gets one overlay image (:func:`imagery_overlay`): the imagery around the
   houses warped to Web Mercator (EPSG:3857, the map's projection) at most ``max_px`` pixels on
@@ -14,7 +15,7 @@ without a server or a network:
 
 Memory is flat in the raster's size: every image is one warped read of its own output size
 (``rasterio.vrt.WarpedVRT``) from the coarsest overview that is still as fine as the output
-(:meth:`Raster.level_for`), so a low zoom reads an overview, never the whole raster.
+(``level_for``), so a low zoom reads an overview, never the whole raster.
 Rasters later in the list are drawn over earlier ones; outside the imagery tiles are
 transparent. Where the imagery lies in the layer control is :mod:`houseprice.maps.layers`' job.
 """
@@ -27,6 +28,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 from affine import Affine
@@ -35,10 +37,9 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
-from houseprice.data.houses.imagery import Raster, open_raster
 from houseprice.errors import UserInputError
 
-__all__ = ["ImageryLayer", "imagery_overlay", "write_tile_pyramid"]
+__all__ = ["ImageryLayer", "ImageryRaster", "imagery_overlay", "write_tile_pyramid"]
 
 TILE_PX = 256
 WEB_MERCATOR = "EPSG:3857"
@@ -66,14 +67,30 @@ class ImageryLayer:
     attribution: str = ""
 
 
-def open_imagery(paths: Sequence[str | Path]) -> list[Raster]:
-    if not paths:
+class ImageryRaster(Protocol):
+    """One open orthophoto (``houseprice.data.houses.imagery.Raster``)."""
+
+    rgb: tuple[int, int, int]
+    alpha: int | None
+    metres_per_px: float
+    bounds_ll: tuple[float, float, float, float]
+
+    @property
+    def name(self) -> str: ...
+
+    def level_for(self, metres_per_px: float) -> int: ...
+
+    def dataset(self, level: int) -> Any: ...
+
+
+def _checked(rasters: Sequence[ImageryRaster]) -> list[ImageryRaster]:
+    if not rasters:
         raise UserInputError("no imagery files given for the map")
-    return [open_raster(p) for p in paths]
+    return list(rasters)
 
 
 def _mercator_box(
-    rasters: list[Raster], extent: tuple[float, float, float, float]
+    rasters: list[ImageryRaster], extent: tuple[float, float, float, float]
 ) -> tuple[float, float, float, float]:
     """West, south, east, north (EPSG:3857) of the imagery over the padded houses' extent."""
     south, west, north, east = extent
@@ -101,7 +118,7 @@ def _latlon_bounds(box: tuple[float, float, float, float]) -> list[list[float]]:
 
 
 def render_rgba(
-    rasters: list[Raster],
+    rasters: list[ImageryRaster],
     box: tuple[float, float, float, float],
     width: int,
     height: int,
@@ -140,30 +157,29 @@ def _encode(rgba: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _attribution(rasters: list[Raster]) -> str:
+def _attribution(rasters: list[ImageryRaster]) -> str:
     return "imagery: " + ", ".join(r.name for r in rasters)
 
 
 def imagery_overlay(
-    paths: Sequence[str | Path], extent: tuple[float, float, float, float], *, max_px: int = 2048
+    rasters: Sequence[ImageryRaster],
+    extent: tuple[float, float, float, float],
+    *,
+    max_px: int = 2048,
 ) -> ImageryLayer:
     """One overlay image of the imagery over the houses' ``extent`` (south, west, north,
     east), at most ``max_px`` on its longer side and never finer than the imagery."""
-    rasters = open_imagery(paths)
-    try:
-        box = _mercator_box(rasters, extent)
-        span = max(box[2] - box[0], box[3] - box[1])
-        lat = (extent[0] + extent[2]) / 2
-        native = min(r.metres_per_px for r in rasters) / math.cos(math.radians(lat))
-        res = max(span / max_px, native)
-        width = max(1, round((box[2] - box[0]) / res))
-        height = max(1, round((box[3] - box[1]) / res))
-        data = _encode(render_rgba(rasters, box, width, height))
-        url = f"data:image/{IMAGE_FORMAT};base64," + base64.b64encode(data).decode("ascii")
-        return ImageryLayer(url, _latlon_bounds(box), False, attribution=_attribution(rasters))
-    finally:
-        for r in rasters:
-            r.close()
+    rasters = _checked(rasters)
+    box = _mercator_box(rasters, extent)
+    span = max(box[2] - box[0], box[3] - box[1])
+    lat = (extent[0] + extent[2]) / 2
+    native = min(r.metres_per_px for r in rasters) / math.cos(math.radians(lat))
+    res = max(span / max_px, native)
+    width = max(1, round((box[2] - box[0]) / res))
+    height = max(1, round((box[3] - box[1]) / res))
+    data = _encode(render_rgba(rasters, box, width, height))
+    url = f"data:image/{IMAGE_FORMAT};base64," + base64.b64encode(data).decode("ascii")
+    return ImageryLayer(url, _latlon_bounds(box), False, attribution=_attribution(rasters))
 
 
 def _tile_range(box: tuple[float, float, float, float], zoom: int) -> tuple[range, range]:
@@ -174,7 +190,7 @@ def _tile_range(box: tuple[float, float, float, float], zoom: int) -> tuple[rang
 
 
 def zoom_levels(
-    rasters: list[Raster], box: tuple[float, float, float, float], max_zoom: int
+    rasters: list[ImageryRaster], box: tuple[float, float, float, float], max_zoom: int
 ) -> tuple[int, int]:
     """The pyramid's coarsest zoom (the box spans about two tiles) and finest (the imagery's
     native resolution, at most ``max_zoom``)."""
@@ -188,7 +204,7 @@ def zoom_levels(
 
 
 def write_tile_pyramid(
-    paths: Sequence[str | Path],
+    rasters: Sequence[ImageryRaster],
     extent: tuple[float, float, float, float],
     folder: Path,
     *,
@@ -197,37 +213,33 @@ def write_tile_pyramid(
 ) -> ImageryLayer:
     """Web-Mercator tiles ``folder/{z}/{x}/{y}.webp`` of the imagery over the houses'
     ``extent`` (south, west, north, east); every tile the page may ask for is written."""
-    rasters = open_imagery(paths)
-    try:
-        box = _mercator_box(rasters, extent)
-        low, high = zoom_levels(rasters, box, max_zoom)
-        count = 0
-        for z in range(low, high + 1):
-            size = 2 * _HALF / 2**z
-            xs, ys = _tile_range(box, z)
-            for x in xs:
-                (folder / str(z) / str(x)).mkdir(parents=True, exist_ok=True)
-                for y in ys:
-                    tile = (-_HALF + x * size, _HALF - (y + 1) * size)
-                    tile_box = (tile[0], tile[1], tile[0] + size, tile[1] + size)
-                    rgba = render_rgba(rasters, tile_box, TILE_PX, TILE_PX)
-                    path = folder / str(z) / str(x) / f"{y}.{IMAGE_FORMAT}"
-                    path.write_bytes(_encode(rgba))
-                    count += 1
-        url = f"{url_prefix}/{{z}}/{{x}}/{{y}}.{IMAGE_FORMAT}"
-        # Leaflet asks only for tiles overlapping the bounds: shrink them by a hair so that a
-        # rounding difference never makes it ask for a tile just outside what was written
-        eps = 1e-3
-        inner = (box[0] + eps, box[1] + eps, box[2] - eps, box[3] - eps)
-        return ImageryLayer(
-            url,
-            _latlon_bounds(inner),
-            True,
-            min_zoom=low,
-            max_zoom=high,
-            n_images=count,
-            attribution=_attribution(rasters),
-        )
-    finally:
-        for r in rasters:
-            r.close()
+    rasters = _checked(rasters)
+    box = _mercator_box(rasters, extent)
+    low, high = zoom_levels(rasters, box, max_zoom)
+    count = 0
+    for z in range(low, high + 1):
+        size = 2 * _HALF / 2**z
+        xs, ys = _tile_range(box, z)
+        for x in xs:
+            (folder / str(z) / str(x)).mkdir(parents=True, exist_ok=True)
+            for y in ys:
+                tile = (-_HALF + x * size, _HALF - (y + 1) * size)
+                tile_box = (tile[0], tile[1], tile[0] + size, tile[1] + size)
+                rgba = render_rgba(rasters, tile_box, TILE_PX, TILE_PX)
+                path = folder / str(z) / str(x) / f"{y}.{IMAGE_FORMAT}"
+                path.write_bytes(_encode(rgba))
+                count += 1
+    url = f"{url_prefix}/{{z}}/{{x}}/{{y}}.{IMAGE_FORMAT}"
+    # Leaflet asks only for tiles overlapping the bounds: shrink them by a hair so that a
+    # rounding difference never makes it ask for a tile just outside what was written
+    eps = 1e-3
+    inner = (box[0] + eps, box[1] + eps, box[2] - eps, box[3] - eps)
+    return ImageryLayer(
+        url,
+        _latlon_bounds(inner),
+        True,
+        min_zoom=low,
+        max_zoom=high,
+        n_images=count,
+        attribution=_attribution(rasters),
+    )

@@ -43,7 +43,12 @@ from houseprice.artifacts import atomic_directory, atomic_write_bytes
 from houseprice.errors import UserInputError
 from houseprice.maps.areas import AreaLayer
 from houseprice.maps.areas import area_layers as compute_area_layers
-from houseprice.maps.basemap import ImageryLayer, imagery_overlay, write_tile_pyramid
+from houseprice.maps.basemap import (
+    ImageryLayer,
+    ImageryRaster,
+    imagery_overlay,
+    write_tile_pyramid,
+)
 from houseprice.maps.folder import folder_page_data, spatial_chunks, write_chunks
 from houseprice.maps.layers import (
     AREA_ELEMENT_ID,
@@ -215,7 +220,7 @@ def render_valuation_map(
     area_cell_meters: float | None = None,
     folder_threshold: int = 5000,
     overwrite: bool = False,
-    imagery: Sequence[str | Path] | None = None,
+    imagery: Sequence[ImageryRaster] | None = None,
     imagery_max_px: int = 2048,
 ) -> Path:
     """Write an offline HTML map of house valuations and return the path of its page.
@@ -252,7 +257,8 @@ def render_valuation_map(
         folder_threshold: above this many houses the map is written as a folder.
         overwrite: a folder map may replace an existing folder (only one houseprice wrote and
             nobody changed since, see ``atomic_directory``); a single file is always replaced.
-        imagery: GeoTIFF/COG orthophotos drawn under the houses (a layer ticked on in the
+        imagery: open orthophotos (``houseprice.data.houses.imagery.open_raster``; the
+            caller closes them) drawn under the houses (a layer ticked on in the
             layer control; ``houseprice.maps.basemap``): one embedded image of at most
             ``imagery_max_px`` pixels for a single file, a tile pyramid in ``imagery/`` for a
             folder map. Offline either way.

@@ -20,8 +20,7 @@ from PIL import Image
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
-import houseprice.maps.basemap as basemap
-from houseprice.data.houses.imagery import Raster
+from houseprice.data.houses.imagery import Raster, open_raster
 from houseprice.errors import UserInputError
 from houseprice.maps.basemap import imagery_overlay, write_tile_pyramid
 
@@ -68,7 +67,7 @@ def _split_column(rgba: np.ndarray) -> float:
 
 
 def test_overlay_is_georeferenced(ortho: Path) -> None:
-    layer = imagery_overlay([ortho], EXTENT, max_px=512)
+    layer = imagery_overlay([open_raster(ortho)], EXTENT, max_px=512)
     assert not layer.tiled and layer.url.startswith("data:image/webp;base64,")
     data = base64.b64decode(layer.url.split(",", 1)[1])
     rgba = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
@@ -83,7 +82,7 @@ def test_overlay_is_georeferenced(ortho: Path) -> None:
 
 def test_tile_pyramid_covers_what_leaflet_asks_for(ortho: Path, tmp_path: Path) -> None:
     folder = tmp_path / "imagery"
-    layer = write_tile_pyramid([ortho], EXTENT, folder, max_zoom=20)
+    layer = write_tile_pyramid([open_raster(ortho)], EXTENT, folder, max_zoom=20)
     assert layer.tiled and layer.url == "imagery/{z}/{x}/{y}.webp"
     assert layer.max_zoom == 17  # 1 m pixels at 42° N: zoom 17 is the first finer level
     assert layer.min_zoom < layer.max_zoom
@@ -119,17 +118,17 @@ def test_low_zooms_read_overviews(
         levels.append(level)
         return real(self, level)
 
-    monkeypatch.setattr(basemap.Raster, "dataset", spy)
-    write_tile_pyramid([ortho], EXTENT, tmp_path / "imagery")
+    monkeypatch.setattr(Raster, "dataset", spy)
+    write_tile_pyramid([open_raster(ortho)], EXTENT, tmp_path / "imagery")
     assert min(levels) == -1  # the finest zoom reads full resolution
     assert max(levels) >= 0  # the coarsest zoom (3.5 m pixels) reads the 2 m overview
     levels.clear()
-    imagery_overlay([ortho], EXTENT, max_px=64)  # 1.4 km in 64 px: 22 m pixels
+    imagery_overlay([open_raster(ortho)], EXTENT, max_px=64)  # 1.4 km in 64 px: 22 m pixels
     assert levels == [3]  # the 16 m overview, not the 1 m raster
 
 
 def test_imagery_away_from_the_houses(ortho: Path) -> None:
     with pytest.raises(UserInputError, match="covers none of the houses"):
-        imagery_overlay([ortho], (10.0, 10.0, 10.01, 10.01))
-    with pytest.raises(UserInputError, match="no such imagery file"):
-        imagery_overlay([ortho.with_name("missing.tif")], EXTENT)
+        imagery_overlay([open_raster(ortho)], (10.0, 10.0, 10.01, 10.01))
+    with pytest.raises(UserInputError, match="no imagery"):
+        imagery_overlay([], EXTENT)

@@ -24,6 +24,7 @@ from PIL import Image
 from pyproj import Transformer
 from rasterio.transform import from_origin
 
+from houseprice.data.houses.imagery import open_raster
 from houseprice.maps import render_valuation_map
 from houseprice.maps.browser import find_chromium, headless_chromium, open_page
 from houseprice.maps.render import IMAGERY_NAME
@@ -103,7 +104,10 @@ def test_single_file_map_draws_imagery_offline(
     browser: Browser, tmp_path: Path, make_valuations: MakeValuations, orthophoto: Path
 ) -> None:
     page_path = render_valuation_map(
-        make_valuations(6), tmp_path / "map.html", tile_meters=50.0, imagery=[orthophoto]
+        make_valuations(6),
+        tmp_path / "map.html",
+        tile_meters=50.0,
+        imagery=[open_raster(orthophoto)],
     )
     assert not (tmp_path / "map").exists()  # one self-contained file
     page, log = open_page(browser, page_path)
@@ -123,7 +127,7 @@ def test_folder_map_draws_imagery_tiles_offline(
         make_valuations(6),
         tmp_path / "map.html",
         tile_meters=50.0,
-        imagery=[orthophoto],
+        imagery=[open_raster(orthophoto)],
         folder_threshold=3,
     )
     assert page_path == tmp_path / "map" / "index.html"
@@ -146,7 +150,7 @@ def test_street_layer_is_opt_in(
         make_valuations(3),
         tmp_path / "map.html",
         tile_meters=50.0,
-        imagery=[orthophoto],
+        imagery=[open_raster(orthophoto)],
         base_tiles_url="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     )
     page, log = open_page(browser, page_path)
