@@ -14,7 +14,9 @@ excluded), time until the first markers or cluster/overview rings are in the DOM
 house markers show after jumping to street level (zoom 18) on a house, time from clicking
 that house to its popup with both thumbnails (tile, heatmap) decoded, the JS heap (CDP
 ``Runtime.getHeapUsage``) after all that, and any network request or console error.
-Writes benchmarks/results/map_size.{json,md}.
+Writes benchmarks/results/map_size.{json,md}. ``--imagery`` draws a synthetic 1 m orthophoto of
+the whole city under every map (houseprice.maps.basemap: one embedded image, or a tile pyramid
+in a folder map) and writes benchmarks/results/map_size_imagery.{json,md} instead.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from houseprice.artifacts import atomic_write_json, atomic_write_text
+from houseprice.data.houses.imagery import open_raster
 from houseprice.maps import render_valuation_map, save_overlay_png
 from houseprice.maps.browser import find_chromium, headless_chromium, open_page
 
@@ -138,6 +141,39 @@ def image_pool(out_dir: Path, size: int, tile_px: int, seed: int, progress: bool
     return pairs
 
 
+def synthetic_orthophoto(path: Path, seed: int, metres_per_px: float = 1.0) -> Path:
+    """A textured RGB GeoTIFF (UTM 15N, overviews) over the whole city, written in strips."""
+    import rasterio
+    from pyproj import Transformer
+    from rasterio.transform import from_origin
+
+    to_utm = Transformer.from_crs(4326, 32615, always_xy=True)
+    lat, lon = CITY_CENTRE
+    half = CITY_HALF_WIDTH_DEG * 1.05
+    x0, y0 = to_utm.transform(lon - half, lat - half)
+    x1, y1 = to_utm.transform(lon + half, lat + half)
+    width, height = int((x1 - x0) / metres_per_px), int((y1 - y0) / metres_per_px)
+    rng = np.random.default_rng(seed)
+    profile = {
+        "driver": "GTiff", "width": width, "height": height, "count": 3, "dtype": "uint8",
+        "crs": "EPSG:32615", "transform": from_origin(x0, y1, metres_per_px, metres_per_px),
+        "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate",
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        for top in range(0, height, 512):
+            rows = min(512, height - top)
+            yy, xx = np.mgrid[top : top + rows, 0:width]
+            base = np.stack([78 + 20 * np.sin(xx / 37.0), 118 + 15 * np.cos(yy / 53.0),
+                             64 + 0 * xx], axis=0)  # fmt: skip
+            block = base + rng.normal(0, 12, size=(3, rows, width))
+            block[:, (yy % 120) < 8] = 96  # streets
+            block[:, (xx % 150) < 8] = 96
+            window = rasterio.windows.Window(0, top, width, rows)
+            dst.write(np.clip(block, 0, 255).astype(np.uint8), window=window)
+        dst.build_overviews([2, 4, 8, 16, 32])
+    return path
+
+
 def synthetic_valuations(n_houses: int, pool: list, seed: int) -> pd.DataFrame:
     """A valuations table with contributions for ``n_houses`` random houses in one city."""
     rng = np.random.default_rng(seed)
@@ -168,10 +204,12 @@ def _page_sizes(page: Path) -> dict[str, int]:
     """Bytes of the page + data (images excluded) and of the thumbnail images."""
     if page.name != "index.html":  # single file: the thumbnails are inlined data: URIs
         text = page.read_text(encoding="utf-8")
-        images = sum(len(m) for m in re.findall(r"data:image/(?:jpeg|png);base64,[^\"]*", text))
+        found = re.findall(r"data:image/(?:jpeg|png|webp);base64,[^\"]*", text)
+        images = sum(len(m) for m in found)
         return {"data_bytes": len(text.encode("utf-8")) - images, "image_bytes": images}
     files = [p for p in page.parent.rglob("*") if p.is_file()]
-    images = sum(p.stat().st_size for p in files if p.parent.name == "img")
+    imagery = page.parent / "imagery"  # the orthophoto's tiles (--imagery) are images too
+    images = sum(p.stat().st_size for p in files if p.parent.name == "img" or imagery in p.parents)
     return {"data_bytes": sum(p.stat().st_size for p in files) - images, "image_bytes": images}
 
 
@@ -228,6 +266,7 @@ def benchmark_size(
     seed: int,
     folder: bool,
     progress: bool,
+    imagery: Path | None = None,
 ) -> dict[str, Any]:
     """Render and measure one map of ``n_houses`` (``folder`` forces a folder map)."""
     frame = synthetic_valuations(n_houses, pool, seed)
@@ -241,6 +280,7 @@ def benchmark_size(
         progress=progress,
         folder_threshold=1 if folder else 5000,
         overwrite=True,
+        imagery=[open_raster(imagery)] if imagery is not None else None,
     )
     render_seconds = time.perf_counter() - t0
     sizes = _page_sizes(page)
@@ -266,8 +306,10 @@ def benchmark_map_size(
     seed: int = 0,
     work_dir: Path | None = None,
     progress: bool = True,
+    imagery: bool = False,
 ) -> dict[str, Any]:
-    """Measure every map size (plus the smallest as a folder) in one run."""
+    """Measure every map size (plus the smallest as a folder) in one run; ``imagery``: with a
+    synthetic orthophoto of the city under every map."""
     if find_chromium() is None:
         raise SystemExit("chromium is not installed: run `bash .ci/install_browser.sh`")
     with tempfile.TemporaryDirectory(prefix="hp_map_bench_") as tmp:
@@ -275,6 +317,7 @@ def benchmark_map_size(
         t0 = time.perf_counter()
         pool = image_pool(root / "tiles", pool_size, tile_px, seed, progress)
         pool_seconds = time.perf_counter() - t0
+        ortho = synthetic_orthophoto(root / "ortho.tif", seed) if imagery else None
         load_average = os.getloadavg()[0]  # the machine is shared: context for the timings
         results = []
         for n, folder in [(sizes[0], True), *((n, False) for n in sizes)]:
@@ -288,6 +331,7 @@ def benchmark_map_size(
                     seed=seed,
                     folder=folder,
                     progress=progress,
+                    imagery=ortho,
                 )
             )
     largest = max(results, key=lambda r: r["n_houses"])
@@ -300,6 +344,7 @@ def benchmark_map_size(
         "thumb_px": thumb_px,
         "tile_meters": TILE_METERS,
         "synthetic_pool_seconds": pool_seconds,
+        "imagery": "synthetic 1 m orthophoto of the whole city" if imagery else None,
         "load_average_1m_before": load_average,
         "goals": GOALS,
         "results": sorted(results, key=lambda r: (r["n_houses"], r["layout"] == "folder")),
@@ -338,7 +383,13 @@ def to_markdown(result: dict[str, Any]) -> str:
             f"{result['thumb_px']} px thumbnails; headless Chromium {chromium}, "
             f"{result['machine']['cpus']} CPUs (shared; 1-min load average "
             f"{result['load_average_1m_before']:.1f} at the start). Times in ms: median "
-            "(runs), each run a fresh page. All figures from one run.",
+            "(runs), each run a fresh page. All figures from one run."
+            + (
+                f" Under every map: a {result['imagery']} (an embedded image in a single "
+                "file, a tile pyramid in a folder map; its bytes count as images)."
+                if result.get("imagery")
+                else ""
+            ),
             "",
             "| houses | layout | KiB/house (page + data, no images) | MiB data / images | "
             "render s | first markers | street-level markers | popup + heatmap | JS heap MB | "
@@ -354,7 +405,8 @@ def to_markdown(result: dict[str, Any]) -> str:
             "folder map loads the chunks in view then). *Popup + heatmap*: click → popup with "
             "both thumbnails decoded. *JS heap*: CDP Runtime.getHeapUsage after all that.",
             "",
-            "Command: `python benchmarks/map_size.py`",
+            "Command: `python benchmarks/map_size.py"
+            + (" --imagery --houses 2000 100000`" if result.get("imagery") else "`"),
             "",
         ]
     )
@@ -377,6 +429,7 @@ def main() -> None:
         help="keep the tiles and maps in this folder instead of a temp folder",
     )
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--imagery", action="store_true", help="a synthetic orthophoto under every map")
     args = ap.parse_args()
     result = benchmark_map_size(
         tuple(args.houses),
@@ -387,10 +440,12 @@ def main() -> None:
         seed=args.seed,
         work_dir=args.keep,
         progress=not args.no_progress,
+        imagery=args.imagery,
     )
-    atomic_write_json(RESULTS / "map_size.json", result)
+    name = "map_size_imagery" if args.imagery else "map_size"
+    atomic_write_json(RESULTS / f"{name}.json", result)
     markdown = to_markdown(result)
-    atomic_write_text(RESULTS / "map_size.md", markdown)
+    atomic_write_text(RESULTS / f"{name}.md", markdown)
     print(markdown)
 
 

@@ -170,6 +170,16 @@ def train_cmd(
         say(f"trained on {model.info['n_train']} houses {kind}; model in {path}")
 
 
+GisCrs = Annotated[
+    str | None,
+    typer.Option(
+        "--crs",
+        help="CRS of the GIS layers (.gpkg/.geoparquet): EPSG:4326 by default, e.g. "
+        "EPSG:26915, or 'input' for the input table's own CRS.",
+    ),
+]
+
+
 @app.command("predict")
 def predict_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model folder.")],
@@ -177,7 +187,9 @@ def predict_cmd(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", help="Output: a .csv file, or a .parquet folder of partitions + manifest."
+            "--out",
+            help="Output: a .csv file, a .parquet folder of partitions + manifest, or a GIS "
+            "file: .gpkg (layers houses + areas) / .geoparquet (+ .areas.geoparquet).",
         ),
     ],
     imagery: Annotated[
@@ -213,6 +225,7 @@ def predict_cmd(
             "--resume", help="Keep the partitions an interrupted run of the same job wrote."
         ),
     ] = False,
+    crs: GisCrs = None,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -221,6 +234,8 @@ def predict_cmd(
     """Price every house of a table (no row is dropped; see used_visual).
 
     Example: houseprice predict --model models/city --input new_houses.csv --out prices.csv
+
+    For a GIS (QGIS, ArcGIS): --out prices.gpkg [--crs EPSG:26915 | --crs input]
     """
     from houseprice.jobs.engines import score_table
 
@@ -242,6 +257,7 @@ def predict_cmd(
             partitions=partitions,
             chunk_size=chunk_size,
             resume=resume,
+            crs=crs,
         ),
     )
     kept = f"; {res.reused} of {res.partitions} partitions kept from before" if res.reused else ""
@@ -331,6 +347,30 @@ def explain_cmd(
         typer.Option("--partitions", min=1, help="Dask tasks (default: one per 512 houses)."),
     ] = None,
     resume: ExplainResume = False,
+    gpkg: Annotated[
+        Path | None,
+        typer.Option(
+            "--gpkg",
+            help="Also write the table as GIS layers: a .gpkg (houses + areas) or .geoparquet.",
+        ),
+    ] = None,
+    crs: GisCrs = None,
+    map_imagery: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--map-imagery",
+            help="Orthophoto(s) (GeoTIFF/COG) drawn under the map, offline: the ones the tiles "
+            "were cut from (repeatable; a layer you can untick).",
+        ),
+    ] = None,
+    basemap: Annotated[
+        str | None,
+        typer.Option(
+            "--basemap",
+            help="osm: add OpenStreetMap's online street layer (needs a network; off by "
+            "default, never needed).",
+        ),
+    ] = None,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
@@ -340,7 +380,9 @@ def explain_cmd(
 
     Example: houseprice explain --model models/city --input data/city/houses.csv\
     --out expl --map expl/map.html
-    (add --engine dask [--scheduler tcp://host:8786] to run the per-house work on Dask)
+    (add --engine dask [--scheduler tcp://host:8786] to run the per-house work on Dask;
+    add --gpkg expl/houses.gpkg for layers a GIS opens, --map-imagery ortho.tif to draw the
+    orthophoto under the map)
 
     Interrupted (Ctrl-C, a killed job)? Run the same command with --resume: the partitions
     already explained are kept and only the missing ones run, e.g.
@@ -367,6 +409,10 @@ def explain_cmd(
             workers=workers,
             partitions=partitions,
             resume=resume,
+            gpkg=gpkg,
+            crs=crs,
+            map_imagery=map_imagery,
+            basemap=basemap,
         ),
     )
     n_vis = int(res.frame["heatmap"].notna().sum())
@@ -377,3 +423,5 @@ def explain_cmd(
         say(f"evidence-mask ratio: {ratios}, uniform {res.report['uniform']:.3f}")
     if res.map_html is not None:
         say(f"map: {res.map_html}")
+    if gpkg is not None:
+        say(f"GIS layers: {gpkg}")

@@ -121,6 +121,8 @@ def run_demo(
     )
     t["evaluate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    from houseprice.synth.city.orthophoto import ORTHOPHOTO_NAME
+
     res = explain_table(
         model_dir,
         data / "houses.csv",
@@ -130,6 +132,7 @@ def run_demo(
         progress=progress,
         test_only=True,
         label_masks=city / "masks",  # per-driver scores (the import keeps only the evidence)
+        map_imagery=[city / ORTHOPHOTO_NAME],  # the orthophoto under the map
     )
     t["explain"] = time.perf_counter() - t0
     write_manifest(out, kind="houseprice-demo", version=1, files=tree_files(out))

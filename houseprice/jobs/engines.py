@@ -329,14 +329,21 @@ class ScoreSummary:
 
 
 def check_target(out: Path, table: str | Path, *, overwrite: bool, resume: bool) -> str:
-    """The output format (``csv`` / ``parquet``); refuse a target this run may not write."""
+    """The output format (``csv`` / ``parquet`` / ``gis``); refuse a target this run may not
+    write."""
+    from houseprice.jobs.gis_out import check_gis_target, is_gis
+
     if out.exists() and out.resolve() == Path(table).resolve():
         raise OutputExistsError(f"{out} is the input table; choose another --out")
+    if is_gis(out):
+        check_gis_target(out, overwrite=overwrite, inputs=(table,))
+        check_work(work_folder(out), overwrite=overwrite, resume=resume)
+        return "gis"
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq") or (suffix == ".csv" and out.is_dir()):
         if out.is_dir():
             raise OutputExistsError(f"{out} is a folder; --out must name a .csv or .parquet file")
-        raise UserInputError(f"{out}: output must end in .csv or .parquet")
+        raise UserInputError(f"{out}: output must end in .csv, .parquet, .gpkg or .geoparquet")
     if suffix == ".csv":
         if out.exists() and not overwrite:
             raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
@@ -372,12 +379,12 @@ def build_job(
         model_dir=info["model"],
         model_digest=info["model_digest"],
         work=str(work_folder(out).resolve()),
-        fmt=fmt,
+        fmt="csv" if fmt == "csv" else "parquet",  # a GIS output is made from Parquet parts
         chunk_size=options["chunk_size"],
         key=info["key"],
         contributions=options["contributions"],
         device=options["device"],
-        schema=output_schema(probe, rec) if fmt == "parquet" else None,
+        schema=output_schema(probe, rec) if fmt != "csv" else None,
         anchor=date_anchor(rec) if fmt == "csv" else None,
         tiles=recipe,
     )
@@ -410,10 +417,12 @@ def score_table(
     retries: int = 2,
     collect: bool = False,
     task: Callable[..., PartResult] | None = None,
+    crs: str | None = None,
 ) -> ScoreSummary:
     """Price every row of ``table`` into ``out`` partition by partition (see :mod:`.stream`).
 
-    ``collect`` also returns the whole frame (memory then grows with the table).
+    ``collect`` also returns the whole frame (memory then grows with the table). ``crs``: the
+    CRS of a ``.gpkg`` / ``.geoparquet`` output's layers (default EPSG:4326).
     """
     from houseprice.jobs.houses import open_houses
     from houseprice.valuation.model import HousePriceModel
@@ -422,6 +431,7 @@ def score_table(
         raise UserInputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     out = Path(out)
     fmt = check_target(out, table, overwrite=overwrite, resume=resume)
+    gis_crs = _gis_crs(fmt, crs, table)
     model = HousePriceModel.load(model_dir)
     ds, source = open_houses(table, imagery=imagery, tile_meters=model.tile_meters)
     opts = {"device": device, "contributions": contributions, "chunk_size": chunk_size}
@@ -460,6 +470,10 @@ def score_table(
     _warn(model, ds.records, source, table, out, n_fallback)
     if fmt == "csv":
         finish_csv(work, out, header, parts)
+    elif fmt == "gis":
+        from houseprice.jobs.gis_out import finish_gis
+
+        finish_gis(work, out, [work / p.name("parquet") for p in parts], gis_crs)
     else:
         finish_parquet(work)
     frame = None
@@ -475,6 +489,18 @@ def score_table(
         results=results,
         frame=frame,
     )
+
+
+def _gis_crs(fmt: str, crs: str | None, table: str | Path) -> Any:
+    """The layer CRS of a GIS output (``"input"``: the input table's); ``crs`` given for
+    another output is refused."""
+    if fmt != "gis":
+        if crs is not None:
+            raise UserInputError("--crs applies only to a .gpkg or .geoparquet --out")
+        return None
+    from houseprice.jobs.gis_out import layer_crs
+
+    return layer_crs(crs, table)
 
 
 def _fallbacks(job: ScoringJob, part: Partition, header: str) -> int:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from houseprice.artifacts import atomic_write_json, atomic_write_text, check_output_folder
 from houseprice.data.houses import Dataset, load_any
+from houseprice.data.houses.imagery import open_raster
 from houseprice.data.houses.source import FolderTiles
 from houseprice.errors import UserInputError
 from houseprice.jobs.engines import tile_recipe
@@ -118,6 +119,10 @@ def explain_table(
     partitions: int | None = None,
     resume: bool = False,
     chunk_size: int = CHUNK,
+    gpkg: str | Path | None = None,
+    crs: str | None = None,
+    map_imagery: list[Path] | None = None,
+    basemap: str | None = None,
 ) -> ExplainResult:
     """Price and explain every house of a table: overlays, a table, a map, a score report.
 
@@ -135,6 +140,11 @@ def explain_table(
     task per partition (:mod:`houseprice.jobs.explain_dask`; ``scheduler``, ``workers``,
     ``partitions`` as for ``predict``); the table, report and map are written here, identical
     to the local engine's.
+    ``gpkg``: also write the table as GIS layers (``.gpkg``: layers ``houses`` and ``areas``;
+    or ``.geoparquet``, :mod:`houseprice.jobs.gis_out`) in ``crs`` (default EPSG:4326;
+    ``"input"``: the input table's CRS); inside ``out`` it moves with the folder.
+    ``map_imagery``: the orthophotos (GeoTIFF/COG) drawn under the map's houses, offline;
+    ``basemap="osm"`` adds OpenStreetMap's online street layer (off unless asked for).
     """
     _check_engine(engine, scheduler=scheduler, workers=workers, partitions=partitions)
     if max_evidence < 1:
@@ -160,6 +170,8 @@ def explain_table(
         _check_file_target(map_path, overwrite, inputs=inputs)
         if len(rec) > FOLDER_THRESHOLD:  # a folder map: refuse before the long work
             check_output_folder(folder_for(map_path), overwrite=overwrite, inputs=inputs)
+    gis = _gis_target(gpkg, crs, out, table, overwrite=overwrite, inputs=inputs)
+    base = _check_base(map_path, map_imagery, basemap)
     parts = plan(len(rec), chunk_size=chunk_size, partitions=partitions)
     options = {"test_only": test_only, "max_evidence": max_evidence, "label_masks": label_masks}
     info = _job_info(model_dir, table, full, ds, parts, out, map_path, options=options)
@@ -170,7 +182,10 @@ def explain_table(
     frame, signed = read_parts(work, parts, rec)
     frame["image"] = ds.tiles.describe(rec) if ds.tiles is not None else None  # client's paths
     options = {**options, "device": device, "progress": progress, "overwrite": overwrite}
+    options["base"] = base
     report, page = _write_outputs(model, full, ds, frame, (work, out, map_path), signed, options)
+    if gis is not None:
+        _write_gis(frame.drop(columns=model.visual_columns), work, out, gis)
     finish(work, out, overwrite=overwrite, inputs=inputs)
     for col in ("overlay", "heatmap"):
         frame[col] = [None if v is None else str(out / v) for v in frame[col]]
@@ -292,9 +307,74 @@ def _write_outputs(
     inside = out in map_path.parents
     target = work / map_path.relative_to(out) if inside else map_path
     page = _render_map(
-        model, ds, frame, work, target, overwrite=options["overwrite"], signed=signed
+        model,
+        ds,
+        frame,
+        work,
+        target,
+        overwrite=options["overwrite"],
+        signed=signed,
+        base=options.get("base") or {},
     )
     return report, (out / page.relative_to(work) if inside else page)  # moves with the folder
+
+
+#: ``--basemap osm``: OpenStreetMap's standard tiles (online; see its tile usage policy).
+OSM_TILES = ("https://tile.openstreetmap.org/{z}/{x}/{y}.png", "© OpenStreetMap contributors")
+
+
+def _check_base(
+    map_path: Path | None, imagery: list[Path] | None, basemap: str | None
+) -> dict[str, Any]:
+    """``render_valuation_map``'s base-layer arguments; the imagery files are opened and
+    checked now, before the long work."""
+    from houseprice.data.houses.imagery import open_raster
+
+    if map_path is None and (imagery or basemap):
+        raise UserInputError("--map-imagery and --basemap need --map (they draw under the map)")
+    if basemap not in (None, "osm"):
+        raise UserInputError(f"--basemap must be osm (an online street layer), got {basemap!r}")
+    base: dict[str, Any] = {}
+    if imagery:
+        for path in imagery:
+            open_raster(path).close()
+        base["imagery"] = [Path(p) for p in imagery]
+    if basemap == "osm":
+        base["base_tiles_url"], base["base_tiles_attribution"] = OSM_TILES
+    return base
+
+
+def _gis_target(
+    path: str | Path | None,
+    crs: str | None,
+    out: Path,
+    table: str | Path,
+    *,
+    overwrite: bool,
+    inputs: tuple[str | Path, ...],
+) -> tuple[Path, Any] | None:
+    """The GIS file and its CRS, checked before the long work (None: no GIS output)."""
+    from houseprice.jobs.gis_out import check_gis_target, layer_crs
+
+    if path is None:
+        if crs is not None:
+            raise UserInputError("--crs applies only with --gpkg (the CRS of its layers)")
+        return None
+    target = Path(os.path.abspath(path))
+    if out not in target.parents:
+        check_gis_target(target, overwrite=overwrite, inputs=inputs)
+    elif target.suffix.lower() not in (".gpkg", ".geoparquet"):
+        check_gis_target(target, overwrite=False)  # names the accepted suffixes
+    return target, layer_crs(crs, table)
+
+
+def _write_gis(table: pd.DataFrame, work: Path, out: Path, gis: tuple[Path, Any]) -> Path:
+    """The explanations as GIS layers: into the work folder when inside ``out``."""
+    from houseprice.jobs.gis_out import area_inputs, write_gis
+
+    path, crs = gis
+    target = work / path.relative_to(out) if out in path.parents else path
+    return write_gis(target, [table], area_inputs(table), crs)
 
 
 def _check_engine(engine: str, **dask_options: Any) -> None:
@@ -330,12 +410,11 @@ def _render_map(
     *,
     overwrite: bool = False,
     signed: bool = False,
+    base: dict[str, Any] | None = None,
 ) -> Path:
     """The offline map; returns the page to open (the file, or ``<name>/index.html`` for a
     folder map above ``FOLDER_THRESHOLD`` houses). ``signed``: the heatmaps are two-colour
     signed maps (the legend's colour bar uses the same diverging scale)."""
-    from houseprice.maps import render_valuation_map
-    from houseprice.maps.overlay import SIGNED_CMAP
 
     # The popup lists every column: leave out machine data (paths of the overlays, the raw
     # 4-d features) that means nothing to the reader of a shared map.
@@ -350,6 +429,26 @@ def _render_map(
     )
     shown["heatmap"] = [None if v is None else str(tmp / v) for v in frame["heatmap"]]
     target.parent.mkdir(parents=True, exist_ok=True)
+    base = dict(base or {})
+    rasters = [open_raster(p) for p in base.pop("imagery", [])]
+    try:
+        return _render(shown, target, model, signed, overwrite, {**base, "imagery": rasters})
+    finally:
+        for raster in rasters:
+            raster.close()
+
+
+def _render(
+    shown: pd.DataFrame,
+    target: Path,
+    model: HousePriceModel,
+    signed: bool,
+    overwrite: bool,
+    base: dict[str, Any],
+) -> Path:
+    from houseprice.maps import render_valuation_map
+    from houseprice.maps.overlay import SIGNED_CMAP
+
     return render_valuation_map(
         shown,
         target,
@@ -358,4 +457,5 @@ def _render_map(
         heatmap_cmap=SIGNED_CMAP if signed else "jet",
         overwrite=overwrite,
         folder_threshold=FOLDER_THRESHOLD,
+        **base,
     )

@@ -19,6 +19,8 @@ Output layouts (``--out``):
   they are concatenated under one header into a temp file renamed to ``X.csv`` (byte-identical
   to the one-shot ``write_table`` output: cells neutralised by ``csv_safe`` per chunk, dates
   formatted as for the whole table, see :func:`date_anchor`), and the parts folder is removed.
+- ``X.gpkg`` / ``X.geoparquet``: Parquet partitions in a hidden sibling ``.X.gpkg.parts/``,
+  turned into GIS layers one partition at a time at the end (:mod:`.gis_out`).
 
 The engines that run partitions (this process, or Dask workers) are :mod:`.engines`.
 """
@@ -328,8 +330,10 @@ PREDICT_WORK = WorkKind(PREDICTIONS_KIND + "-job", "predict", "--chunk-size/--pa
 
 
 def work_folder(out: Path) -> Path:
-    """Where the partition files go: the output folder (Parquet) or a hidden sibling (CSV)."""
-    return out if out.suffix.lower() != ".csv" else out.with_name(f".{out.name}.parts")
+    """Where the partition files go: the output folder (Parquet) or a hidden sibling (CSV,
+    and the Parquet partitions of a GeoPackage / GeoParquet output)."""
+    hidden = out.suffix.lower() in (".csv", ".gpkg", ".geoparquet")
+    return out.with_name(f".{out.name}.parts") if hidden else out
 
 
 def check_work(work: Path, *, overwrite: bool, resume: bool, kind: WorkKind = PREDICT_WORK) -> None:
@@ -447,6 +451,10 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if path.suffix.lower() == ".csv":
         return pd.read_csv(path)
+    if path.suffix.lower() == ".gpkg":
+        import pyogrio
+
+        return pyogrio.read_dataframe(path, layer="houses")
     if not path.is_dir():
         return pd.read_parquet(path)
     read_manifest(path, kind=PREDICTIONS_KIND, version=1, hint="an unfinished run? --resume")

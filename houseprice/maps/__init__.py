@@ -4,7 +4,9 @@ Modules: ``table`` (the input table and its checks), ``payload`` (outcomes, popu
 page's JSON), ``images`` (thumbnails), ``contributions`` (the popup's price chart), ``areas``
 (grid-cell overlays), ``folder`` (large maps as a folder of spatial chunks), ``layers`` (the
 folium elements), ``render`` (``render_valuation_map`` and the legend), ``assets`` (inlined
-Leaflet), ``overlay`` (heatmap-on-tile images), ``browser`` (headless Chromium checks).
+Leaflet), ``overlay`` (heatmap-on-tile images), ``basemap`` (the orthophotos under the map),
+``gis`` (house points and area cells as GeoDataFrames for GIS files), ``browser`` (headless
+Chromium checks).
 """
 
 from houseprice.maps.overlay import (

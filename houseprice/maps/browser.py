@@ -57,6 +57,7 @@ class PageLog:
     requests: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)  # loads the page itself aborted
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
 
@@ -127,7 +128,10 @@ def open_page(
             log.console_errors.append(message.text)
 
     def on_request_failed(request: Request) -> None:
-        log.failed.append(request.url)
+        # a load the page cancelled (Leaflet drops the tiles of a zoom level it leaves) is
+        # not a failure; a missing file (net::ERR_FILE_NOT_FOUND) or a blocked request is
+        cancelled = request.failure == "net::ERR_ABORTED" and request.url not in log.blocked
+        (log.cancelled if cancelled else log.failed).append(request.url)
 
     context.route("**/*", route)
     page = context.new_page()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 from importlib import resources
+from typing import Any
 
 import folium
 from branca.element import Element, Figure, MacroElement
@@ -30,6 +31,7 @@ __all__ = [
     "FitView",
     "HeatmapOverlays",
     "HouseMarkers",
+    "ImageryUnderlay",
     "add_data_block",
     "add_extras",
     "add_house_layers",
@@ -93,6 +95,43 @@ class AreaOverlay(Layer):
         self._name = "AreaOverlay"
         self.data_id = data_id
         self.key = key
+
+
+IMAGERY_PANE = "hp-imagery"  # between Leaflet's tile pane (200) and overlay pane (400)
+
+
+class ImageryUnderlay(Layer):
+    """The orthophotos under the houses (``houseprice.maps.basemap.ImageryLayer``): one
+    overlay image or a relative tile pyramid, in its own pane below every overlay so that
+    ticking it off and on never draws it over the heatmaps or area cells."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        if (!{{ this._parent.get_name() }}.getPane({{ this.pane|tojson }})) {
+            var pane = {{ this._parent.get_name() }}.createPane({{ this.pane|tojson }});
+            pane.style.zIndex = 250;
+            pane.style.pointerEvents = "none";
+        }
+        {%- if this.spec.tiled %}
+        var {{ this.get_name() }} = L.tileLayer({{ this.spec.url|tojson }}, {
+            pane: {{ this.pane|tojson }}, bounds: {{ this.spec.bounds|tojson }},
+            minNativeZoom: {{ this.spec.min_zoom }}, maxNativeZoom: {{ this.spec.max_zoom }},
+            maxZoom: {{ this.max_zoom }}, attribution: {{ this.spec.attribution|tojson }}
+        }).addTo({{ this._parent.get_name() }});
+        {%- else %}
+        var {{ this.get_name() }} = L.imageOverlay({{ this.spec.url|tojson }},
+            {{ this.spec.bounds|tojson }}, {pane: {{ this.pane|tojson }}, interactive: false,
+            attribution: {{ this.spec.attribution|tojson }}}).addTo({{ this._parent.get_name() }});
+        {%- endif %}
+        {% endmacro %}
+    """)
+
+    def __init__(self, spec: Any, *, name: str, max_zoom: int) -> None:
+        super().__init__(name=name, overlay=True, control=True, show=True)
+        self._name = "ImageryUnderlay"
+        self.spec = spec
+        self.pane = IMAGERY_PANE
+        self.max_zoom = max_zoom
 
 
 class FitView(MacroElement):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,16 @@ from houseprice.artifacts import atomic_directory, atomic_write_bytes
 from houseprice.errors import UserInputError
 from houseprice.maps.areas import AreaLayer
 from houseprice.maps.areas import area_layers as compute_area_layers
+from houseprice.maps.basemap import (
+    ImageryLayer,
+    ImageryRaster,
+    imagery_overlay,
+    write_tile_pyramid,
+)
 from houseprice.maps.folder import folder_page_data, spatial_chunks, write_chunks
 from houseprice.maps.layers import (
     AREA_ELEMENT_ID,
+    ImageryUnderlay,
     add_data_block,
     add_extras,
     add_house_layers,
@@ -66,6 +74,7 @@ from houseprice.maps.table import checked_frame, contribution_columns
 __all__ = ["MAP_FOLDER_KIND", "folder_for", "legend_html", "render_valuation_map"]
 
 MAP_FOLDER_KIND = "houseprice-map"  # manifest format of a folder map
+IMAGERY_NAME = "imagery (orthophoto)"  # the layer control's name of the imagery underlay
 
 
 def legend_html(
@@ -168,6 +177,7 @@ def _page(
     show_heatmaps: bool,
     chunked: bool,
     extras: bool,
+    imagery: ImageryLayer | None = None,
 ) -> bytes:
     """The HTML page; with no extras it is exactly the page of a plain single-file map."""
     fmap = offline_map(houses.extent, title=title, max_zoom=style.max_zoom)
@@ -180,6 +190,8 @@ def _page(
     url, attribution = base_tiles
     if url is not None:
         base_tile_layer(url, attribution, max_zoom=style.max_zoom).add_to(fmap)
+    if imagery is not None:
+        ImageryUnderlay(imagery, name=IMAGERY_NAME, max_zoom=style.max_zoom).add_to(fmap)
     add_house_layers(
         fmap,
         show_heatmaps=show_heatmaps,
@@ -208,6 +220,8 @@ def render_valuation_map(
     area_cell_meters: float | None = None,
     folder_threshold: int = 5000,
     overwrite: bool = False,
+    imagery: Sequence[ImageryRaster] | None = None,
+    imagery_max_px: int = 2048,
 ) -> Path:
     """Write an offline HTML map of house valuations and return the path of its page.
 
@@ -243,6 +257,12 @@ def render_valuation_map(
         folder_threshold: above this many houses the map is written as a folder.
         overwrite: a folder map may replace an existing folder (only one houseprice wrote and
             nobody changed since, see ``atomic_directory``); a single file is always replaced.
+        imagery: open orthophotos (``houseprice.data.houses.imagery.open_raster``; the
+            caller closes them) drawn under the houses (a layer ticked on in the
+            layer control; ``houseprice.maps.basemap``): one embedded image of at most
+            ``imagery_max_px`` pixels for a single file, a tile pyramid in ``imagery/`` for a
+            folder map. Offline either way.
+        imagery_max_px: longest side of a single-file map's imagery image.
 
     Raises:
         TypeError: ``valuations`` is not a DataFrame.
@@ -296,6 +316,8 @@ def render_valuation_map(
 
     if not chunked:
         houses = collect(None)
+        if imagery:
+            options["imagery"] = imagery_overlay(imagery, houses.extent, max_px=imagery_max_px)
         data = page_data(
             houses,
             legend_html=legend(houses),
@@ -309,6 +331,10 @@ def render_valuation_map(
     folder = folder_for(out_html)
     with atomic_directory(folder, overwrite=overwrite, kind=MAP_FOLDER_KIND) as tmp:
         houses = collect(tmp)
+        if imagery:
+            options["imagery"] = write_tile_pyramid(
+                imagery, houses.extent, tmp / "imagery", max_zoom=style.max_zoom
+            )
         chunks = spatial_chunks(
             frame["latitude"].to_numpy(), frame["longitude"].to_numpy(), style.chunk_houses
         )
