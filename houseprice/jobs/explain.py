@@ -34,6 +34,7 @@ from houseprice.jobs.explain_work import (
     read_parts,
     write_part,
 )
+from houseprice.jobs.houses import warn_uncalibrated
 from houseprice.jobs.outputs import write_csv
 from houseprice.jobs.stream import Partition, model_digest, plan, records_digest
 from houseprice.maps import folder_for
@@ -143,6 +144,7 @@ def explain_table(
     map_path = None if map_html is None else Path(os.path.abspath(map_html))
     check_targets(out, overwrite=overwrite, resume=resume, inputs=inputs)
     model = HousePriceModel.load(model_dir)
+    warn_uncalibrated(model)
     full = load_any(table, purpose="predict")
     rec = full.records
     if test_only:

@@ -2,7 +2,8 @@
 
 :func:`open_houses` opens a dataset folder / table, or a user file with orthophotos (tiles cut
 on the fly); :func:`warn_extrapolation` warns when houses lie far outside the model's training
-area or period. Shared by the local and the Dask scoring paths.
+area or period, :func:`warn_uncalibrated` when the model has no price-range calibration.
+Shared by the local and the Dask scoring paths.
 """
 
 from __future__ import annotations
@@ -52,3 +53,11 @@ def warn_extrapolation(model: HousePriceModel, records: pd.DataFrame) -> None:
             f"training period {lo} .. {hi}; their prices are extrapolations",
             stacklevel=2,
         )
+
+
+def warn_uncalibrated(model: HousePriceModel) -> None:
+    """Say once how to add price ranges to a model folder saved without a calibration."""
+    from houseprice.valuation.calibration import uncalibrated_hint
+
+    if model.calibration is None:
+        warnings.warn(uncalibrated_hint(model.info.get("folder")), stacklevel=2)
