@@ -89,8 +89,6 @@ def test_damaged_json_is_refused():
 class _Recorder:
     """A regressor that remembers the latest sale date it was fitted on."""
 
-    fitted: list[pd.Timestamp] = []
-
     def fit(self, x: pd.DataFrame, y: np.ndarray) -> _Recorder:
         self.last = x["date"].max()
         return self
