@@ -49,7 +49,9 @@ def test_predictions_carry_a_calibrated_range(city_model: Path, tiny_city: Path)
     assert set(RANGE_COLUMNS) <= set(f8.columns)
     assert (f8["interval_level"] == 0.8).all() and (f9["interval_level"] == 0.9).all()
     assert (f8["price_low"] < f8["price_high"]).all()
-    assert (f9["price_low"] <= f8["price_low"]).all() and (f9["price_high"] >= f8["price_high"]).all()
+    assert (f9["price_low"] <= f8["price_low"]).all() and (
+        f9["price_high"] >= f8["price_high"]
+    ).all()
     assert (f8["fsd"] > 0).all() and np.array_equal(f8["fsd"], f9["fsd"])
     assert set(f8["confidence"]) <= {"high", "medium", "low"}
 
@@ -111,7 +113,9 @@ def test_evaluate_reports_ratio_study_and_coverage(
     city_model: Path, tiny_city: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "rep"
-    code, text = run("evaluate", "--model", city_model, "--data", tiny_city, "--out", out, "--quiet")
+    code, text = run(
+        "evaluate", "--model", city_model, "--data", tiny_city, "--out", out, "--quiet"
+    )
     assert code == 0, text
     assert "IAAO ratio study" in text and "COD" in text and "(IAAO 5.0–15.0)" in text
     report = json.loads((out / "report.json").read_text())
