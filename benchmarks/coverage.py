@@ -1,6 +1,6 @@
 """Benchmark: calibrated price ranges and the IAAO ratio study on test splits (demo city, Ames).
 
-Run: python benchmarks/coverage.py [--profile standard] [--work DIR]
+Run: python benchmarks/coverage.py [--profile standard] [--work DIR] [--datasets demo ames]
 
 Two datasets, each scored once on its test split (the last 40% of sales by date; the ranges
 are calibrated on the training rows only, :mod:`houseprice.valuation.calibration`):
@@ -71,20 +71,21 @@ def _verdict(result: dict[str, Any]) -> dict[str, bool]:
     return out
 
 
-def run(profile: str, work: Path) -> dict[str, Any]:
+def run(profile: str, work: Path, datasets: tuple[str, ...] = ("demo", "ames")) -> dict[str, Any]:
     from houseprice.data.houses.ames import write_ames
     from houseprice.profiles import get_profile
     from houseprice.synth.city import generate_city
 
     t0 = time.perf_counter()
-    city = work / "city"
-    if not city.exists():
+    city, ames = work / "city", work / "ames"
+    if "demo" in datasets and not city.exists():
         generate_city(city, n_houses=get_profile(profile).city.houses, seed=0, progress=False)
-    ames = work / "ames"
-    if not ames.exists():
+    if "ames" in datasets and not ames.exists():
         write_ames(ames)
     out: dict[str, Any] = {"profile": profile, "datasets": {}}
     for name, data in (("demo", city), ("ames", ames)):
+        if name not in datasets:
+            continue
         folder = work / f"model_{name}_{profile}"
         _model(data, folder, profile)
         out["datasets"][name] = _score(data, folder)
@@ -127,9 +128,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="standard")
     ap.add_argument("--work", type=Path, default=None, help="keep data and models here")
+    ap.add_argument("--datasets", nargs="+", choices=("demo", "ames"), default=["demo", "ames"])
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="houseprice-coverage-") as tmp:
-        res = run(args.profile, args.work or Path(tmp))
+        res = run(args.profile, args.work or Path(tmp), tuple(args.datasets))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "coverage.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
     (RESULTS / "coverage.md").write_text(markdown(res), encoding="utf-8")
