@@ -422,8 +422,7 @@ def score_table(
     ``collect`` also returns the whole frame (memory then grows with the table). ``interval``
     is the level of the price ranges of a calibrated model (None: 0.8).
     """
-    from houseprice.jobs.houses import open_houses
-    from houseprice.jobs.model import interval_level
+    from houseprice.jobs.houses import interval_level, open_houses
     from houseprice.valuation.model import HousePriceModel
 
     if engine not in ENGINES:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from houseprice.data.houses import Dataset, load_any
 from houseprice.data.houses.importer import ImportSource
+from houseprice.errors import UserInputError
 from houseprice.valuation.model import HousePriceModel
 
 
@@ -61,3 +62,15 @@ def warn_uncalibrated(model: HousePriceModel) -> None:
 
     if model.calibration is None:
         warnings.warn(uncalibrated_hint(model.info.get("folder")), stacklevel=2)
+
+
+def interval_level(value: float | None) -> float | None:
+    """``--interval`` checked: None (the calibration's default, 0.8) or a level in (0, 1)."""
+    from houseprice.pricing.conformal import check_level
+
+    if value is None:
+        return None
+    try:
+        return check_level(value)
+    except ValueError as e:
+        raise UserInputError(f"--interval: {e}") from None

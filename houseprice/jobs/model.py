@@ -198,18 +198,6 @@ def predict(
     return res.path, res.frame, res.n_fallback
 
 
-def interval_level(value: float | None) -> float | None:
-    """``--interval`` checked: None (the calibration's default, 0.8) or a level in (0, 1)."""
-    from houseprice.pricing.conformal import check_level
-
-    if value is None:
-        return None
-    try:
-        return check_level(value)
-    except ValueError as e:
-        raise UserInputError(f"--interval: {e}") from None
-
-
 def calibrate_folder(
     model_dir: str | Path, data: str | Path, *, overwrite: bool = False
 ) -> tuple[Path, HousePriceModel]:
