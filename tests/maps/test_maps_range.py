@@ -28,6 +28,8 @@ def test_bar_places_range_valuation_and_sale_on_one_axis():
     assert "80% range 180,000 – 240,000 · FSD 0.12 · confidence high" in html
     assert "left:0.0%;width:85.7%" in html  # axis 180k..250k: the range fills 60/70
     assert _left(html, "hp-r-pred") == 35.7 and _left(html, "hp-r-sold") == 100.0
+    cheap_sale = range_html({**rec, "price": 160_000.0})  # axis 160k..240k
+    assert "left:25.0%;width:75.0%" in cheap_sale and _left(cheap_sale, "hp-r-sold") == 0.0
     no_sale = range_html({**rec, "price": float("nan")})
     assert "hp-r-sold" not in no_sale and "width:100.0%" in no_sale
 
