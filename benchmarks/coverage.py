@@ -60,14 +60,16 @@ def _score(data: Path, folder: Path) -> dict[str, Any]:
     }
 
 
-def _verdict(result: dict[str, Any]) -> dict[str, bool]:
+def _verdict(result: dict[str, Any]) -> dict[str, dict[str, bool]]:
+    """Per level and model: overall coverage within ±2 points, every quintile within ±5."""
     out = {}
     for level in LEVELS:
         for model, c in result["price_ranges"]["levels"][level].items():
             lvl = float(level)
-            overall = abs(c["coverage"] - lvl) <= 0.02
-            quint = all(abs(v - lvl) <= 0.05 for v in c["by_quintile"].values())
-            out[f"{level} {model}"] = bool(overall and quint)
+            out[f"{level} {model}"] = {
+                "overall": bool(abs(c["coverage"] - lvl) <= 0.02),
+                "quintiles": bool(all(abs(v - lvl) <= 0.05 for v in c["by_quintile"].values())),
+            }
     return out
 
 
@@ -109,7 +111,11 @@ def markdown(res: dict[str, Any]) -> str:
         stats = "; ".join(
             f"{k} {figure_text(k, o[k])}" for k in ("median_ratio", "cod", "prd", "prb", "mki")
         )
-        goal = ", ".join(f"{k}: {'met' if v else 'not met'}" for k, v in d["meets_goal"].items())
+        goal = "; ".join(
+            f"{k}: overall {'met' if v['overall'] else 'not met'}, quintiles "
+            f"{'met' if v['quintiles'] else 'not met'}"
+            for k, v in d["meets_goal"].items()
+        )
         lines += [
             "",
             f"## {name} ({d['test_size']} test sales)",
