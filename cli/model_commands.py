@@ -226,16 +226,26 @@ def predict_cmd(
         ),
     ] = False,
     crs: GisCrs = None,
+    interval: Annotated[
+        float | None,
+        typer.Option(
+            "--interval",
+            help="Level of the calibrated price range (price_low, price_high), strictly "
+            "between 0 and 1; default 0.8. fsd and confidence do not depend on it.",
+        ),
+    ] = None,
     overwrite: Overwrite = False,
     seed: Seed = 0,
     device: Device = "cpu",
     quiet: Quiet = False,
 ) -> None:
-    """Price every house of a table (no row is dropped; see used_visual).
+    """Price every house of a table (no row is dropped; see used_visual), with a calibrated
+    price range, its FSD and a confidence grade per house.
 
     Example: houseprice predict --model models/city --input new_houses.csv --out prices.csv
 
     For a GIS (QGIS, ArcGIS): --out prices.gpkg [--crs EPSG:26915 | --crs input]
+    Price ranges at another level: --interval 0.9
     """
     from houseprice.jobs.engines import score_table
 
@@ -258,6 +268,7 @@ def predict_cmd(
             chunk_size=chunk_size,
             resume=resume,
             crs=crs,
+            interval=interval,
         ),
     )
     kept = f"; {res.reused} of {res.partitions} partitions kept from before" if res.reused else ""
@@ -282,11 +293,13 @@ def evaluate_cmd(
     device: Device = "cpu",
     quiet: Quiet = False,
 ) -> None:
-    """10% accuracy per attribute set with/without visual features, lift, regressors.
+    """10% accuracy per attribute set with/without visual features, lift, regressors; the
+    IAAO ratio study (median ratio, COD, PRD, PRB, MKI) and the price ranges' coverage.
 
     Example: houseprice evaluate --model models/city --data data/city --out reports/city
     """
     from houseprice.jobs import evaluate_folder, table2_text
+    from houseprice.valuation.assessment_report import ratio_study_lines
 
     c = Common(seed, device, quiet)
     report = run_job(
@@ -302,7 +315,33 @@ def evaluate_cmd(
         ),
     )
     say(table2_text(report))
+    say(ratio_study_lines(report["ratio_study"]))
     say(f"report: {Path(out) / 'report.md'}")
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    model: Annotated[Path, typer.Option("--model", help="Model folder (houseprice wrote it).")],
+    data: Annotated[Path, typer.Option("--data", help="The dataset it was trained on.")],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing calibration.")
+    ] = False,
+    seed: Seed = 0,
+    device: Device = "cpu",
+    quiet: Quiet = False,
+) -> None:
+    """Add price-range calibration (calibration.json) to a model folder saved without one.
+
+    Refits only LightGBM regressors on the training rows (forward-chained by sale date, with
+    the stored visual features); the nets are not retrained.
+
+    Example: houseprice calibrate --model models/city --data data/city
+    """
+    from houseprice.jobs.model import calibrate_folder
+
+    c = Common(seed, device, quiet)
+    path, _ = run_job(c, lambda: calibrate_folder(model, data, overwrite=overwrite))
+    say(f"calibrated price ranges added to {path} (calibration.json)")
 
 
 ExplainResume = Annotated[

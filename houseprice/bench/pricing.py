@@ -60,6 +60,9 @@ def run_city(
         "seconds": time.perf_counter() - t0,
         "test": _lifts(test),
         "validation": _lifts(val),
+        # the IAAO ratio study of the test split and the price ranges' coverage (issue 27)
+        "ratio_study": test["ratio_study"]["overall"],
+        "price_ranges": test.get("price_ranges", {}).get("levels"),
     }
 
 

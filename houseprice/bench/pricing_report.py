@@ -80,10 +80,36 @@ def report_markdown(report: dict[str, Any], plot_name: str | None = None) -> str
             f"| {r['city_seed']} | {r['train_seed']} | {_pts(t['lift'].get('G,Bed,Bath,T,A'))} "
             f"| {_pts(t['oracle_lift'])} |"
         )
+    lines += _ratio_rows(report["runs"])
     if plot_name:
         lines += ["", f"![lift per attribute set with 95% intervals]({plot_name})"]
     lines.append(f"\nWall time {report['seconds']:.0f} s.")
     return "\n".join(lines) + "\n"
+
+
+def _ratio_rows(runs: list[dict[str, Any]]) -> list[str]:
+    """Per run: the IAAO ratio study of the test split and the 80%/90% range coverage."""
+    from houseprice.valuation.assessment_report import figure_text
+
+    runs = [r for r in runs if "ratio_study" in r]
+    if not runs:
+        return []
+    lines = [
+        "",
+        "## IAAO ratio study and price-range coverage per run (test splits)",
+        "",
+        "| city seed | training seed | median ratio | COD | PRD | PRB | 80% / 90% coverage |",
+        "|---:|---:|---|---|---|---|---:|",
+    ]
+    for r in runs:
+        s = r["ratio_study"]
+        figs = " | ".join(figure_text(k, s[k]) for k in ("median_ratio", "cod", "prd", "prb"))
+        pr = r.get("price_ranges") or {}
+        cov = " / ".join(
+            f"{100 * pr[lv]['with_visual']['coverage']:.1f}" for lv in ("0.8", "0.9") if lv in pr
+        )
+        lines.append(f"| {r['city_seed']} | {r['train_seed']} | {figs} | {cov or '–'} |")
+    return lines
 
 
 def plot_lifts(report: dict[str, Any]) -> bytes:

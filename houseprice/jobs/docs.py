@@ -10,7 +10,9 @@ Results files: ``docs/results/demo_standard/{report,evidence}.json`` (``housepri
 ``docs/results/bench_pricing_standard/report.json`` (``houseprice bench pricing``),
 ``docs/results/bench_explainers_standard/report.json`` (``houseprice bench explainers``),
 ``benchmarks/results/*.json`` (``python benchmarks/run_all.py``),
-``docs/results/demo_standard/explain_choices.json`` (``python benchmarks/explain_choices.py``).
+``docs/results/demo_standard/explain_choices.json`` (``python benchmarks/explain_choices.py``),
+``benchmarks/results/coverage.json`` (``python benchmarks/coverage.py``: ratio study and price
+ranges, :mod:`houseprice.jobs.docs_assessment`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from houseprice.jobs.docs_assessment import ratio_study_section
 from houseprice.jobs.profile_table import profile_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -547,6 +550,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "tuning": tuning_section,
     "scale_out": scale_out_section,
     "allocator": allocator_section,
+    "ratio_study": ratio_study_section,
 }
 #: The files whose marked sections are rendered (paths relative to the repository).
 DOCUMENTS = (

@@ -359,7 +359,11 @@ def build_job(
     """The job spec (schema/anchor from a one-row probe), its plan, _job.json and CSV header."""
     rec = ds.records
     probe = model.predict_frame(
-        rec.iloc[:1], ds.tiles, device=options["device"], contributions=options["contributions"]
+        rec.iloc[:1],
+        ds.tiles,
+        device=options["device"],
+        contributions=options["contributions"],
+        interval=options["interval"],
     )
     parts = plan(len(rec), chunk_size=options["chunk_size"], partitions=options["partitions"])
     recipe = tile_recipe(ds.tiles)
@@ -370,6 +374,7 @@ def build_job(
         rows=len(rec),
         tiles=_describe_tiles(recipe),
         contributions=options["contributions"],
+        interval=options["interval"],
         output=fmt,
         chunk_size=options["chunk_size"],
         partitions=[[p.start, p.stop] for p in parts],
@@ -384,6 +389,7 @@ def build_job(
         key=info["key"],
         contributions=options["contributions"],
         device=options["device"],
+        interval=options["interval"],
         schema=output_schema(probe, rec) if fmt != "csv" else None,
         anchor=date_anchor(rec) if fmt == "csv" else None,
         tiles=recipe,
@@ -414,6 +420,7 @@ def score_table(
     partitions: int | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     resume: bool = False,
+    interval: float | None = None,
     retries: int = 2,
     collect: bool = False,
     task: Callable[..., PartResult] | None = None,
@@ -422,19 +429,26 @@ def score_table(
     """Price every row of ``table`` into ``out`` partition by partition (see :mod:`.stream`).
 
     ``collect`` also returns the whole frame (memory then grows with the table). ``crs``: the
-    CRS of a ``.gpkg`` / ``.geoparquet`` output's layers (default EPSG:4326).
+    CRS of a ``.gpkg`` / ``.geoparquet`` output's layers (default EPSG:4326). ``interval`` is
+    the level of the price ranges of a calibrated model (None: 0.8).
     """
-    from houseprice.jobs.houses import open_houses
+    from houseprice.jobs.houses import interval_level, open_houses
     from houseprice.valuation.model import HousePriceModel
 
     if engine not in ENGINES:
         raise UserInputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     out = Path(out)
+    interval = interval_level(interval)
     fmt = check_target(out, table, overwrite=overwrite, resume=resume)
     gis_crs = _gis_crs(fmt, crs, table)
     model = HousePriceModel.load(model_dir)
     ds, source = open_houses(table, imagery=imagery, tile_meters=model.tile_meters)
-    opts = {"device": device, "contributions": contributions, "chunk_size": chunk_size}
+    opts = {
+        "device": device,
+        "contributions": contributions,
+        "chunk_size": chunk_size,
+        "interval": interval,
+    }
     try:
         model.check_columns(ds.records)
         job, parts, info, header = build_job(
@@ -519,7 +533,7 @@ def _warn(
     model: Any, records: pd.DataFrame, source: Any, table: Any, out: Path, n_fallback: int
 ) -> None:
     """The warnings ``predict`` has always given: refused rows, fallbacks, extrapolation."""
-    from houseprice.jobs.houses import warn_extrapolation
+    from houseprice.jobs.houses import warn_extrapolation, warn_uncalibrated
     from houseprice.jobs.outputs import write_csv
 
     if source is not None and source.refusals:
@@ -537,6 +551,7 @@ def _warn(
             stacklevel=3,
         )
     warn_extrapolation(model, records)
+    warn_uncalibrated(model)
 
 
 __all__ = [

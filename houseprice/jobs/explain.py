@@ -35,6 +35,7 @@ from houseprice.jobs.explain_work import (
     read_parts,
     write_part,
 )
+from houseprice.jobs.houses import warn_uncalibrated
 from houseprice.jobs.outputs import write_csv
 from houseprice.jobs.stream import Partition, model_digest, plan, records_digest
 from houseprice.maps import folder_for
@@ -156,6 +157,7 @@ def explain_table(
     model = HousePriceModel.load(model_dir)
     if note := kernel_note(model_dir):
         warnings.warn(note, stacklevel=2)
+    warn_uncalibrated(model)
     full = load_any(table, purpose="predict")
     rec = full.records
     if test_only:

@@ -33,6 +33,7 @@ from pyproj import CRS
 
 from houseprice.errors import OutputExistsError, UserInputError
 from houseprice.maps.gis import area_cells, house_points, parse_crs
+from houseprice.pricing.ratio_study import cod
 
 __all__ = [
     "GIS_SUFFIXES",
@@ -175,7 +176,7 @@ class GisWriter:
 
     def areas(self, frame: pd.DataFrame) -> gpd.GeoDataFrame:
         """Write the area cells of the houses of ``frame`` (:data:`AREA_INPUTS` suffice)."""
-        cells = area_cells(frame, crs=self.crs)
+        cells = area_cells(frame, crs=self.crs, cod=cod)
         if self.parquet:
             path = gis_files(self.out)[0]
             pq.write_table(self._parquet_table(cells, "Polygon"), self.tmp[path])

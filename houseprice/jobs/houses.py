@@ -2,7 +2,8 @@
 
 :func:`open_houses` opens a dataset folder / table, or a user file with orthophotos (tiles cut
 on the fly); :func:`warn_extrapolation` warns when houses lie far outside the model's training
-area or period. Shared by the local and the Dask scoring paths.
+area or period, :func:`warn_uncalibrated` when the model has no price-range calibration.
+Shared by the local and the Dask scoring paths.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 
 from houseprice.data.houses import Dataset, load_any
 from houseprice.data.houses.importer import ImportSource
+from houseprice.errors import UserInputError
 from houseprice.valuation.model import HousePriceModel
 
 
@@ -52,3 +54,23 @@ def warn_extrapolation(model: HousePriceModel, records: pd.DataFrame) -> None:
             f"training period {lo} .. {hi}; their prices are extrapolations",
             stacklevel=2,
         )
+
+
+def warn_uncalibrated(model: HousePriceModel) -> None:
+    """Say once how to add price ranges to a model folder saved without a calibration."""
+    from houseprice.valuation.calibration import uncalibrated_hint
+
+    if model.calibration is None:
+        warnings.warn(uncalibrated_hint(model.info.get("folder")), stacklevel=2)
+
+
+def interval_level(value: float | None) -> float | None:
+    """``--interval`` checked: None (the calibration's default, 0.8) or a level in (0, 1)."""
+    from houseprice.pricing.conformal import check_level
+
+    if value is None:
+        return None
+    try:
+        return check_level(value)
+    except ValueError as e:
+        raise UserInputError(f"--interval: {e}") from None

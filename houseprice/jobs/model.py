@@ -160,6 +160,7 @@ def predict(
     chunk_size: int = DEFAULT_CHUNK,
     resume: bool = False,
     collect: bool = True,
+    interval: float | None = None,
 ) -> tuple[Path, pd.DataFrame | None, int]:
     """Price every row of a table; returns the output path, the frame and #fallback rows.
 
@@ -194,8 +195,41 @@ def predict(
         chunk_size=chunk_size,
         resume=resume,
         collect=collect,
+        interval=interval,
     )
     return res.path, res.frame, res.n_fallback
+
+
+def calibrate_folder(
+    model_dir: str | Path, data: str | Path, *, overwrite: bool = False
+) -> tuple[Path, HousePriceModel]:
+    """Add the price-range calibration to a model folder saved without one (or, with
+    ``overwrite``, replace it), from the dataset it was trained on; no net is retrained.
+
+    The folder is rewritten only if houseprice wrote it and nothing in it changed since.
+    """
+    from houseprice.artifacts import check_replaceable
+    from houseprice.errors import OutputExistsError
+    from houseprice.valuation.calibration import add_calibration, calibrate_rows
+    from houseprice.valuation.evaluate import EvaluationError
+
+    model = HousePriceModel.load(model_dir)
+    if model.calibration is not None and not overwrite:
+        raise OutputExistsError(
+            f"{model_dir} already has a price-range calibration; pass --overwrite to replace it"
+        )
+    check_replaceable(model_dir, inputs=(data,))
+    rec = load_any(data, purpose="train").records
+    pos = {h: i for i, h in enumerate(rec["house_id"].astype(str))}
+    missing = [h for h in model.train_ids if h not in pos]
+    if missing:
+        raise EvaluationError(
+            f"{len(missing)} of the model's {len(model.train_ids)} training houses are not in "
+            f"{data} (e.g. {missing[0]!r}); pass the dataset the model was trained on"
+        )
+    train_rows = rec.iloc[[pos[h] for h in model.train_ids]]
+    model.calibration = calibrate_rows(model.config, train_rows, model.train_features)
+    return add_calibration(model_dir, model.calibration), model
 
 
 def check_weights(weights: str | None, config: TrainConfig) -> None:
@@ -211,9 +245,16 @@ def write_report(report: dict[str, Any], preds: pd.DataFrame, out_dir: str | Pat
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "predictions.png", plot_predictions(preds))
+    ratio_plot = None
+    if "ratio_study" in report:
+        from houseprice.valuation.assessment_report import plot_ratio_study
+
+        ratio_plot = "ratio_study.png"
+        png = plot_ratio_study(preds["price"], preds["predicted_price"], report["ratio_study"])
+        atomic_write_bytes(out / ratio_plot, png)
     write_csv(preds, out / "predictions.csv")
     atomic_write_json(out / "report.json", report)
-    atomic_write_text(out / "report.md", report_markdown(report, "predictions.png"))
+    atomic_write_text(out / "report.md", report_markdown(report, "predictions.png", ratio_plot))
     return out
 
 

@@ -104,6 +104,7 @@ class ScoringJob:
     key: str  # digest of model + records + options + plan: what --resume compares
     contributions: bool = False
     device: str = "cpu"
+    interval: float | None = None  # price-range level (None: the calibration's default)
     threads: int | None = None  # torch threads in a worker (None: leave as is)
     schema: pa.Schema | None = None  # Parquet: the one schema of every partition
     anchor: pd.DataFrame | None = field(default=None, repr=False)  # CSV: see date_anchor
@@ -241,6 +242,7 @@ def score_partition(
                     tiles,
                     device=job.device,
                     contributions=job.contributions,
+                    interval=job.interval,
                 )
                 n_fallback += int((~frame["used_visual"]).sum())
                 if writer is not None:

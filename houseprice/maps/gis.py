@@ -10,12 +10,15 @@ This module owns what a GIS (QGIS, ArcGIS) gets from houseprice, as data (writin
   (:func:`houseprice.maps.areas.area_grid`, same cells as the map for the same houses), one
   polygon per cell holding houses, with the number of houses, the median predicted price and,
   where sale prices are known, the number of sales, the median ratio (predicted / sold) and the
-  coefficient of dispersion (COD, IAAO Standard on Ratio Studies), computed with ``assesspy``.
+  coefficient of dispersion (COD, IAAO Standard on Ratio Studies), computed by the caller's
+  ``cod`` function (``houseprice.pricing.ratio_study.cod``).
 
 The CRS of both layers is EPSG:4326 unless the user names another (:func:`parse_crs`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from typing import Any
 
@@ -86,13 +89,14 @@ def house_points(frame: pd.DataFrame, crs: CRS | str = GIS_CRS) -> gpd.GeoDataFr
     return points if CRS.from_user_input(crs) == points.crs else points.to_crs(crs)
 
 
-def _cod(group: pd.DataFrame) -> float:
-    """COD (assesspy) of a cell's sales; NaN below two sales (a dispersion needs two)."""
-    import assesspy
+Dispersion = Callable[[np.ndarray, np.ndarray], float]
 
+
+def _cell_cod(group: pd.DataFrame, cod: Dispersion) -> float:
+    """COD of a cell's sales; NaN below two sales (a dispersion needs two)."""
     if len(group) < 2:
         return float("nan")
-    return float(assesspy.cod(group["predicted"], group["price"]))
+    return float(cod(group["predicted"].to_numpy(), group["price"].to_numpy()))
 
 
 def area_cells(
@@ -101,6 +105,7 @@ def area_cells(
     crs: CRS | str = GIS_CRS,
     cell_meters: float | None = None,
     style: MapStyle | None = None,
+    cod: Dispersion | None = None,
 ) -> gpd.GeoDataFrame:
     """One polygon per grid cell holding houses of ``frame`` (``latitude``, ``longitude``,
     ``predicted_price`` and optionally ``price``), in ``crs``.
@@ -108,8 +113,9 @@ def area_cells(
     Columns (:data:`AREA_COLUMNS`): the cell's row (south -> north) and column (west -> east),
     its side in metres, ``houses``, ``median_predicted_price``, ``sales`` (houses with a sale
     price > 0), ``median_ratio`` (median of predicted / sold; NaN without sales) and ``cod``
-    (coefficient of dispersion of those ratios, in percent, by ``assesspy.cod``; NaN below two
-    sales). IAAO considers ratio statistics of fewer than 20 sales unreliable: filter on
+    (coefficient of dispersion of those ratios, in percent, by the given ``cod(estimates,
+    sale_prices)``, the ratio study's (the jobs layer passes it; maps imports no peer); NaN
+    below two sales or without ``cod``). IAAO considers ratio statistics of fewer than 20 sales unreliable: filter on
     ``sales``.
     """
     style = style or MapStyle()
@@ -144,8 +150,11 @@ def area_cells(
         .median()
         .reindex(out.index)
     )
-    cod: Any = sales[["predicted", "price"]].apply(_cod) if len(sold) else pd.Series(dtype=float)
-    out["cod"] = cod.reindex(out.index) if len(sold) else np.nan
+    if len(sold) and cod is not None:
+        per_cell: Any = sales[["predicted", "price"]].apply(lambda g: _cell_cod(g, cod))
+        out["cod"] = per_cell.reindex(out.index)
+    else:
+        out["cod"] = np.nan
     out = out.reset_index().rename(columns={"row": "cell_row", "col": "cell_col"})
     out.insert(2, "cell_meters", grid.cell_meters)
     out["houses"] = out["houses"].astype(np.int64)

@@ -149,6 +149,40 @@ def _row(label: str, value: str) -> str:
     return f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
 
 
+def range_html(record: dict[str, Any]) -> str:
+    """The calibrated price range as a bar (valuation and sale marked), or "" without one."""
+    values = [record.get(k) for k in ("price_low", "price_high", "predicted_price")]
+    if any(is_missing(v) for v in values):
+        return ""
+    low, high, predicted = (float(v) for v in values)
+    sold = record.get("price")
+    marks = [predicted] + ([float(sold)] if not is_missing(sold) else [])
+    lo, hi = min(low, *marks), max(high, *marks)
+    span = (hi - lo) or 1.0
+
+    def at(v: float) -> str:
+        return f"{100 * (v - lo) / span:.1f}%"
+
+    level = record.get("interval_level")
+    label = "range" if is_missing(level) else f"{100 * float(level):.0f}% range"
+    grade = record.get("confidence")
+    fsd = record.get("fsd")
+    extra = "" if is_missing(fsd) else f" · FSD {float(fsd):.2f}"
+    extra += "" if is_missing(grade) else f" · confidence {grade}"
+    sold_mark = (
+        f'<b class="hp-r-sold" style="left:{at(marks[1])}" title="sold"></b>'
+        if len(marks) > 1
+        else ""
+    )
+    return (
+        f'<div class="hp-range"><div>{html.escape(label)} {_money(low)} – {_money(high)}'
+        f"{html.escape(extra)}</div>"
+        f'<div class="hp-r-bar"><i style="left:{at(low)};width:{at(lo + high - low)}"></i>'
+        f'<b class="hp-r-pred" style="left:{at(predicted)}" title="valuation"></b>'
+        f"{sold_mark}</div></div>"
+    )
+
+
 def _info_html(
     record: dict[str, Any],
     attributes: Iterable[str],
@@ -175,7 +209,8 @@ def _info_html(
         "</span></div>"
     )
     chart = contribution_html(record, contributions)
-    return f'{head}<table class="hp-table"><tbody>{"".join(rows)}</tbody></table>{chart}'
+    bar = range_html(record)
+    return f'{head}<table class="hp-table"><tbody>{"".join(rows)}</tbody></table>{bar}{chart}'
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ __all__ = [
     "BASE_PRICE_COLUMN",
     "CONTRIBUTION_PREFIX",
     "OPTIONAL_COLUMNS",
+    "RANGE_COLUMNS",
     "REQUIRED_COLUMNS",
     "Problems",
     "attribute_columns",
@@ -33,8 +34,12 @@ __all__ = [
 
 REQUIRED_COLUMNS = ("house_id", "latitude", "longitude", "predicted_price")
 OPTIONAL_COLUMNS = ("price", "image", "heatmap", "used_visual")
+# The calibrated price range (houseprice/valuation/calibration.py): the popup's range bar.
+RANGE_COLUMNS = ("price_low", "price_high", "interval_level", "fsd", "confidence")
 # Columns never listed as attributes in the popup (geometry/mask are machine data).
-_NOT_ATTRIBUTES = frozenset((*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "geometry", "mask"))
+_NOT_ATTRIBUTES = frozenset(
+    (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *RANGE_COLUMNS, "geometry", "mask")
+)
 _MAX_REPORTED_PROBLEMS = 25
 # Money split of each prediction (houseprice/pricing/contributions.py): base_price +
 # sum(contrib_<group>) == predicted_price. Shown as the popup's chart, never as attributes.

@@ -3,7 +3,10 @@ features, the visual-feature lift, the comparison regressors and (synthetic city
 
 All regressors are refitted here on the model's training rows with the *model's* visual
 features: out-of-fold features for training rows (stored in the model), fresh features for
-test rows. The report dict is rendered by :mod:`houseprice.valuation.report`.
+test rows. The report dict is rendered by :mod:`houseprice.valuation.report`. It also
+carries the IAAO ratio study of the main model's valuations and, on the test split of a
+calibrated model, the empirical coverage of its price ranges
+(:mod:`houseprice.valuation.assessment`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from houseprice.pricing.attributes import (
 )
 from houseprice.pricing.metrics import mape, median_ape, within_pct_accuracy
 from houseprice.pricing.regressor import comparison_regressors
+from houseprice.valuation.assessment import coverage_report, ratio_study_report
 from houseprice.valuation.model import HousePriceModel
 
 TRUTH_EXCLUDE = ("house_id", "visual_log_premium")
@@ -199,6 +203,19 @@ def _oracle(
     return oracle
 
 
+def _own_predictions(
+    model: HousePriceModel, scored: pd.DataFrame, feats: np.ndarray, used: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The saved regressors' prices of unseen rows, as ``predict`` gives them (visual where a
+    tile was usable, else the fallback), and the attributes-only prices of every row."""
+    x = attribute_frame(scored, model.config.attributes)
+    pred_nv = model.regressor_no_visual.predict(x)
+    pred = pred_nv.copy()
+    if model.regressor is not None and used.any():
+        pred[used] = model.regressor.predict(with_visual(x, feats)[used])
+    return pred, pred_nv
+
+
 def evaluate(
     model: HousePriceModel,
     dataset: Dataset,
@@ -248,6 +265,16 @@ def evaluate(
     oracle = _oracle(model, dataset, s, table)
     if oracle is not None:
         report["oracle"] = oracle
+    used = ~np.isnan(feats[te]).any(axis=1) if s.has_visual else np.zeros(len(te), bool)
+    scored = rec.iloc[te]
+    report["ratio_study"] = ratio_study_report(
+        model, scored, main_pred, used, seed=model.config.seed
+    )
+    if split == "test":
+        pred, pred_nv = _own_predictions(model, scored, feats[te], used)
+        ranges = coverage_report(model, s.y_te, pred, used, pred_nv)
+        if ranges is not None:
+            report["price_ranges"] = ranges
     preds = pd.DataFrame(
         {
             "house_id": rec["house_id"].iloc[te].to_numpy(),

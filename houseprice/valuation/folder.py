@@ -8,6 +8,9 @@ Layout (format ``houseprice-model``, version 2)::
     regressor.txt               LightGBM text: attributes + visual features   (with tiles)
     siamese.safetensors         the cross-fitted nets, alignments, OOF train features
     gradweights.safetensors/.json  the explanation database (houseprice.valuation.gradweights)
+    calibration.json            price-range calibration (houseprice.valuation.calibration);
+                                optional: folders saved before it are calibrated by
+                                `houseprice calibrate`
 
 Loading trusts nothing: the manifest must list exactly the required files with matching
 digests (names confined to the folder), ``model.json`` must match :data:`MODEL_JSON_SCHEMA`
@@ -41,6 +44,7 @@ from houseprice.errors import FormatError
 from houseprice.pricing.lgbm_text import check_model_text
 from houseprice.pricing.regressor import PriceRegressor
 from houseprice.runtime import cpu_isa
+from houseprice.valuation.calibration import CALIBRATION_FILE, PriceCalibration
 from houseprice.valuation.config import TrainConfig
 from houseprice.vision.features import VisualFeaturizer
 
@@ -144,6 +148,7 @@ class ModelParts:
     tile_meters: float | None = None
     feature_names: dict[str, list[str]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    calibration: PriceCalibration | None = None
 
 
 def _write_visual(parts: ModelParts, tmp: Path) -> list[str]:
@@ -176,6 +181,9 @@ def save_model(
             files += _write_visual(parts, tmp)
         if extra_writer is not None:
             files += extra_writer(tmp)
+        if parts.calibration is not None:
+            atomic_write_json(tmp / CALIBRATION_FILE, parts.calibration.to_json())
+            files.append(CALIBRATION_FILE)
         info = dict(parts.info)
         info.pop("folder", None)  # where it was loaded from: not part of the model
         if parts.config.weights is not None:
@@ -288,5 +296,10 @@ def load_model(folder: str | Path) -> ModelParts:
             raise FormatError(f"{folder}: a model with visual features lacks {sorted(missing)}")
         parts.featurizer, parts.train_features = _load_visual(folder, meta, config)
         parts.regressor = _load_regressor(folder / "regressor.txt", names["visual"], params)
+    if CALIBRATION_FILE in read_json_object(folder / "manifest.json", "manifest")["files"]:
+        path = folder / CALIBRATION_FILE
+        parts.calibration = PriceCalibration.from_json(
+            read_json_object(path, "price-range calibration"), path
+        )
     parts.info["folder"] = str(folder)
     return parts

@@ -30,6 +30,7 @@ from houseprice.pricing.attributes import (
 from houseprice.pricing.contributions import log_contributions, money_contributions
 from houseprice.pricing.regressor import PriceRegressor
 from houseprice.runtime import resolve_device
+from houseprice.valuation.calibration import PriceCalibration, calibrate_rows
 from houseprice.valuation.config import TrainConfig
 from houseprice.valuation.folder import ModelParts, load_model, save_model
 from houseprice.vision.features import VisualFeaturizer
@@ -155,6 +156,7 @@ class HousePriceModel:
     train_ids: list[str]
     train_features: np.ndarray | None  # (N_train, d) OOF features of the training rows
     info: dict[str, Any] = field(default_factory=dict)
+    calibration: PriceCalibration | None = None  # price ranges (None: a folder saved before)
 
     @property
     def attribute_columns(self) -> list[str]:
@@ -203,6 +205,7 @@ class HousePriceModel:
             info["siamese_best_epoch"] = [f.best_epoch for f in featurizer.fits_]
             featurizer.to("cpu")
         meta = dataset.meta
+        calibration = calibrate_rows(config, train, feats_full)
         return cls(
             config=config,
             featurizer=featurizer,
@@ -213,6 +216,7 @@ class HousePriceModel:
             train_ids=train["house_id"].astype(str).tolist(),
             train_features=feats_full,
             info=info,
+            calibration=calibration,
         )
 
     # ---------------------------------------------------------------- prediction
@@ -274,10 +278,14 @@ class HousePriceModel:
         device: str = "cpu",
         progress: bool = False,
         contributions: bool = False,
+        interval: float | None = None,
     ) -> pd.DataFrame:
         """Price every row; adds ``predicted_price``, ``used_visual`` and ``vf*`` columns.
 
         Rows without a usable tile (``tile_problem`` says why) use the no-visual regressor.
+        A calibrated model adds the price range at level ``interval`` (default 0.8):
+        ``price_low``, ``price_high``, ``interval_level``, ``fsd``, ``confidence``
+        (:mod:`houseprice.valuation.calibration`).
         ``contributions`` adds ``base_price`` and ``contrib_<group>`` in currency
         (:mod:`houseprice.pricing.contributions`; ``contrib_image`` is NaN for fallback rows).
         """
@@ -297,6 +305,10 @@ class HousePriceModel:
         out = pd.DataFrame(records.drop(columns="geometry", errors="ignore")).copy()
         out["predicted_price"] = pred
         out["used_visual"] = use
+        if self.calibration is not None:
+            ranges = self.calibration.ranges(pred, use, interval)
+            for c in ranges.columns:
+                out[c] = ranges[c].to_numpy()
         for i, c in enumerate(self.visual_columns):
             out[c] = feats[:, i]
         if contributions:
@@ -323,26 +335,31 @@ class HousePriceModel:
         return pd.concat(parts).reindex(x_attr.index)
 
     def outside_training(self, records: pd.DataFrame) -> dict[str, int]:
-        """How many rows lie well outside the training houses' area or sale period.
+        """How many rows lie well outside the training houses' area or sale period."""
+        return {k: int(v.sum()) for k, v in self.outside_rows(records).items()}
+
+    def outside_rows(self, records: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Per row: well outside the training houses' area (``place``) or period (``time``).
 
         "Well outside": beyond the training bounding box by more than 10% of its size (or
         0.01°), or sold more than a year before / after the training period. Such prices are
         extrapolations; jobs warn about them.
         """
-        out = {"place": 0, "time": 0}
+        n = len(records)
+        out = {"place": np.zeros(n, bool), "time": np.zeros(n, bool)}
         box = self.info.get("train_bbox")
         if box and {"latitude", "longitude"} <= set(records.columns):
             x0, y0, x1, y1 = box
             mx, my = max(0.1 * (x1 - x0), 0.01), max(0.1 * (y1 - y0), 0.01)
             lon, lat = records["longitude"], records["latitude"]
             far = (lon < x0 - mx) | (lon > x1 + mx) | (lat < y0 - my) | (lat > y1 + my)
-            out["place"] = int(far.sum())
+            out["place"] = far.to_numpy(dtype=bool)
         span = self.info.get("train_date_range")
         if span and "sold_date" in records.columns:
             lo = pd.Timestamp(span[0]) - pd.DateOffset(years=1)
             hi = pd.Timestamp(span[1]) + pd.DateOffset(years=1)
             d = pd.to_datetime(records["sold_date"])
-            out["time"] = int(((d < lo) | (d > hi)).sum())
+            out["time"] = ((d < lo) | (d > hi)).to_numpy(dtype=bool)
         return out
 
     # --------------------------------------------------------------- persistence
@@ -373,6 +390,7 @@ class HousePriceModel:
                 "visual": self.attribute_columns + self.visual_columns,
             },
             info=self.info,
+            calibration=self.calibration,
         )
         return save_model(
             parts, folder, overwrite=overwrite, extra_writer=extra_writer, inputs=inputs
@@ -392,6 +410,7 @@ class HousePriceModel:
             train_ids=p.train_ids,
             train_features=p.train_features,
             info=p.info,
+            calibration=p.calibration,
         )
         names = p.feature_names
         expected = model.attribute_columns

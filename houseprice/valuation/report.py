@@ -34,8 +34,13 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f}"
 
 
-def report_markdown(report: dict[str, Any], plot_name: str | None = None) -> str:
-    """The human-readable report: Table 2, regressors, oracle, error summary."""
+def report_markdown(
+    report: dict[str, Any], plot_name: str | None = None, ratio_plot: str | None = None
+) -> str:
+    """The human-readable report: Table 2, regressors, oracle, error summary, ratio study and
+    price-range coverage (:mod:`houseprice.valuation.assessment_report`)."""
+    from houseprice.valuation.assessment_report import coverage_markdown, ratio_study_markdown
+
     lines = [
         f"# Price evaluation — {report['dataset']}",
         "",
@@ -81,6 +86,10 @@ def report_markdown(report: dict[str, Any], plot_name: str | None = None) -> str
     ]
     if plot_name:
         lines += ["", f"![predicted vs actual and error histogram]({plot_name})"]
+    if "ratio_study" in report:
+        lines += ["", ratio_study_markdown(report["ratio_study"], ratio_plot)]
+    if "price_ranges" in report:
+        lines += ["", coverage_markdown(report["price_ranges"])]
     return "\n".join(lines) + "\n"
 
 

@@ -29,6 +29,7 @@ def run(*args: str) -> tuple[int, str]:
         ["train"],
         ["predict"],
         ["evaluate"],
+        ["calibrate"],
         ["explain"],
         ["data", "synth-city"],
         ["data", "synth-birds"],
@@ -103,6 +104,7 @@ def test_train_writes_model_folder(model_dir: Path) -> None:
     meta = json.loads((model_dir / "model.json").read_text())
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert set(manifest["files"]) == {
+        "calibration.json",
         "model.json",
         "regressor_no_visual.txt",
         "siamese.safetensors",

@@ -49,6 +49,7 @@ def test_save_load_identical_predictions(trained: tuple[Path, Path]) -> None:
     np.testing.assert_array_equal(a["predicted_price"].to_numpy(), b["predicted_price"].to_numpy())
     assert a["used_visual"].all()
     assert sorted(p.name for p in folder.iterdir()) == [
+        "calibration.json",
         "manifest.json",
         "model.json",
         "regressor.txt",
