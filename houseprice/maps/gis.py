@@ -19,7 +19,6 @@ The CRS of both layers is EPSG:4326 unless the user names another (:func:`parse_
 from __future__ import annotations
 
 from collections.abc import Callable
-
 from typing import Any
 
 import geopandas as gpd
@@ -115,8 +114,8 @@ def area_cells(
     price > 0), ``median_ratio`` (median of predicted / sold; NaN without sales) and ``cod``
     (coefficient of dispersion of those ratios, in percent, by the given ``cod(estimates,
     sale_prices)``, the ratio study's (the jobs layer passes it; maps imports no peer); NaN
-    below two sales or without ``cod``). IAAO considers ratio statistics of fewer than 20 sales unreliable: filter on
-    ``sales``.
+    below two sales or without ``cod``). IAAO considers ratio statistics of fewer than 20
+    sales unreliable: filter on ``sales``.
     """
     style = style or MapStyle()
     lon, lat = _lon_lat(frame)
