@@ -364,6 +364,7 @@ def _(c: Ctx) -> Spec:
 
 # ---------------------------------------------------------------------------- 7, 8: values
 def _huge_bedrooms(df: pd.DataFrame) -> None:
+    df["bedrooms"] = df["bedrooms"].astype(object)
     df.loc[0, "bedrooms"] = "1e20"
     df.loc[1, "bedrooms"] = str(2**63)
 

@@ -34,7 +34,7 @@ from houseprice.jobs.explain_work import (
     read_parts,
     write_part,
 )
-from houseprice.jobs.guards import check_scheduler
+from houseprice.jobs.guards import check_scheduler, locks_output
 from houseprice.jobs.outputs import write_csv
 from houseprice.jobs.stream import Partition, model_digest, plan, records_digest
 from houseprice.maps import folder_for
@@ -100,6 +100,7 @@ def _scorable(model: HousePriceModel, ds: Dataset) -> bool:
     return True
 
 
+@locks_output("out_dir")  # one run at a time per output folder (houseprice.jobs.guards)
 def explain_table(
     model_dir: str | Path,
     table: str | Path,

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from houseprice.errors import OutputExistsError, UserInputError, quote
+from houseprice.errors import OutputExistsError, UserInputError, quote, shorten
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -152,18 +152,24 @@ def check_dask_options(engine: str, *, scheduler: str | None, workers: int | Non
 
 def check_scheduler(scheduler: str | None, *, seconds: float = SCHEDULER_SECONDS) -> None:
     """Refuse an address where no Dask scheduler answers within ``seconds`` (connection and
-    handshake both; ``distributed.Client``'s own timeout covers only the connection)."""
+    handshake both; ``distributed.Client``'s own timeout covers only the connection). Dask's
+    ``distributed.comm.timeouts.connect`` shortens it when it is shorter."""
     if scheduler is None:
         return
     check_dask_options("dask", scheduler=scheduler, workers=None)
     import asyncio
+
+    import dask
+    from dask.utils import parse_timedelta
+
+    seconds = min(seconds, parse_timedelta(dask.config.get("distributed.comm.timeouts.connect")))
 
     try:
         identity = asyncio.run(asyncio.wait_for(_identity(scheduler, seconds), seconds))
     except (TimeoutError, asyncio.TimeoutError):
         why = f"nothing answered as a Dask scheduler within {seconds:g} s"
     except Exception as err:  # refused connection, bad address, garbage from a non-Dask server
-        why = f"cannot talk to a Dask scheduler there ({type(err).__name__}: {quote(str(err))})"
+        why = f"cannot connect to a Dask scheduler there ({type(err).__name__}: {shorten(err)})"
     else:
         kind = identity.get("type") if isinstance(identity, dict) else type(identity).__name__
         if kind == "Scheduler":

@@ -20,8 +20,11 @@ per pixel the first file in the order given that has valid data wins (``rasterio
 gaps. A tile with more than half its pixels outside every file or nodata is not used
 (``ok = False`` with the reason); the rest of a partial tile is black.
 
-Rasters stay open across calls; GDAL's block cache is capped (:data:`GDAL_CACHE_BYTES`) and
-houses are visited in spatial order, so memory does not grow with raster size.
+What a raster must be (its bands; its pixel size against the tile's, which refuses imagery too
+fine to read without overviews and warns about coarse imagery) is
+:mod:`houseprice.data.houses.imagery_checks`. Rasters stay open across calls; GDAL's block
+cache is capped (:data:`GDAL_CACHE_BYTES`) and houses are visited in spatial order, so memory
+does not grow with raster size.
 """
 
 from __future__ import annotations
