@@ -24,6 +24,7 @@ import functools
 import inspect
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -164,8 +165,12 @@ def check_scheduler(scheduler: str | None, *, seconds: float = SCHEDULER_SECONDS
 
     seconds = min(seconds, parse_timedelta(dask.config.get("distributed.comm.timeouts.connect")))
 
+    def probe() -> Any:  # in its own thread: the caller may run an event loop (Jupyter)
+        return asyncio.run(asyncio.wait_for(_identity(scheduler, seconds), seconds))
+
     try:
-        identity = asyncio.run(asyncio.wait_for(_identity(scheduler, seconds), seconds))
+        with ThreadPoolExecutor(1, thread_name_prefix="houseprice-scheduler-probe") as pool:
+            identity = pool.submit(probe).result()
     except (TimeoutError, asyncio.TimeoutError):
         why = f"nothing answered as a Dask scheduler within {seconds:g} s"
     except Exception as err:  # refused connection, bad address, garbage from a non-Dask server

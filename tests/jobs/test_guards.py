@@ -110,3 +110,29 @@ def test_dask_options_need_the_dask_engine_and_an_address() -> None:
     for empty in ("", "  "):
         with pytest.raises(UserInputError, match="give the scheduler's address"):
             check_dask_options("dask", scheduler=empty, workers=None)
+
+
+def test_scheduler_probe_accepts_a_scheduler_and_refuses_a_silent_server() -> None:
+    import logging
+    import socket
+    import threading
+
+    distributed = pytest.importorskip("distributed")
+    from houseprice.jobs.guards import check_scheduler
+
+    with distributed.LocalCluster(
+        n_workers=0, processes=False, dashboard_address=None, silence_logs=logging.ERROR
+    ) as cluster:
+        check_scheduler(cluster.scheduler_address, seconds=5)
+    with socket.socket() as server:  # accepts connections, never says a word
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        conns: list[socket.socket] = []
+        threading.Thread(target=lambda: conns.append(server.accept()[0]), daemon=True).start()
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        t0 = time.monotonic()
+        with pytest.raises(UserInputError, match="nothing answered as a Dask scheduler within 2 s"):
+            check_scheduler(address, seconds=2)
+        assert time.monotonic() - t0 < 6
+        for c in conns:
+            c.close()
