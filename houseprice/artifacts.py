@@ -183,6 +183,34 @@ def check_replaceable(path: str | Path, *, inputs: tuple[str | Path, ...] = ()) 
         )
 
 
+#: Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: Any) -> Any:
+    """A copy of a pandas frame whose text cells cannot run as spreadsheet formulas.
+
+    A text cell starting with ``= + - @``, tab or CR gets a leading ``'`` (OWASP's rule);
+    numbers, dates and booleans are untouched. Every CSV report houseprice writes for a person
+    (predictions, explanations, refused rows, tile problems) goes through it; Parquet outputs
+    and dataset tables that houseprice reads back keep the raw values.
+    """
+    import pandas as pd
+
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v
+            )
+    return out
+
+
+def atomic_write_csv(path: str | Path, frame: Any) -> Path:
+    """Write a pandas frame as CSV atomically, with formula-like cells neutralised."""
+    return atomic_write_text(path, csv_safe(frame).to_csv(index=False))
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes."""
     h = hashlib.sha256()

@@ -26,4 +26,32 @@ class OutputExistsError(UserInputError, FileExistsError):
     """An output path exists and replacing it was not asked for or is not safe."""
 
 
-__all__ = ["FormatError", "HousepriceError", "OutputExistsError", "UserInputError"]
+#: The most characters of one user value (a cell, a column name, a list of names) that an
+#: error message quotes: a 50 MB header line must not become a 50 MB message.
+QUOTE_LIMIT = 200
+
+
+def shorten(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``str(value)`` cut to ``limit`` characters, saying how much was left out."""
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit:,} more characters]"
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for a message, cut like :func:`shorten` (the cut is outside the quotes)."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + f"... [{len(value) - limit:,} more characters]"
+    return shorten(repr(value), limit + 2)
+
+
+__all__ = [
+    "QUOTE_LIMIT",
+    "FormatError",
+    "HousepriceError",
+    "OutputExistsError",
+    "UserInputError",
+    "quote",
+    "shorten",
+]

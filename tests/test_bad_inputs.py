@@ -894,7 +894,12 @@ def test_bad_input(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ctx = Ctx(tmp=tmp_path, city=tiny_city, model=city_model, small=small_city)
-    shared = {p: snapshot(p) for p in (tiny_city, city_model, small_city)}
+    check_row(row, ctx, monkeypatch)
+
+
+def check_row(row: Case, ctx: Ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Build ``row``'s inputs, run its command and check every rule of the module docstring."""
+    shared = {p: snapshot(p) for p in (ctx.city, ctx.model, ctx.small)}
     spec = row.build(ctx)
     before = {p: snapshot(p) for p in spec.protect}
     argv = [str(a) for a in spec.argv]

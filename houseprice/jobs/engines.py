@@ -34,7 +34,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from houseprice.data.houses.columns import REJECTED_COLUMNS
 from houseprice.errors import FormatError, OutputExistsError, UserInputError
+from houseprice.jobs.guards import (
+    check_dask_options,
+    check_scheduler,
+    check_side_file,
+    locks_output,
+)
 from houseprice.jobs.stream import (
     DEFAULT_CHUNK,
     RECORDS_FILE,
@@ -218,7 +225,8 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         raise UserInputError(
             "--engine dask needs dask.distributed: pip install 'dask[distributed]'"
         ) from err
-    if scheduler:
+    if scheduler is not None:
+        check_scheduler(scheduler)  # connection and handshake, within SCHEDULER_SECONDS
         try:
             client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
         except (OSError, TimeoutError, ValueError, TypeError) as err:
@@ -404,6 +412,7 @@ def _describe_tiles(recipe: Any) -> Any:
     return repr(recipe)
 
 
+@locks_output("out")  # one run at a time per output (houseprice.jobs.guards)
 def score_table(
     model_dir: str | Path,
     table: str | Path,
@@ -437,10 +446,15 @@ def score_table(
 
     if engine not in ENGINES:
         raise UserInputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    check_dask_options(engine, scheduler=scheduler, workers=workers)
     out = Path(out)
     interval = interval_level(interval)
     fmt = check_target(out, table, overwrite=overwrite, resume=resume)
     gis_crs = _gis_crs(fmt, crs, table)
+    if imagery:  # refused rows go to a side file: never over a user's own
+        check_side_file(rejected_path(out), REJECTED_COLUMNS, overwrite=overwrite, resume=resume)
+    if engine == "dask":
+        check_scheduler(scheduler)  # before the work folder exists
     model = HousePriceModel.load(model_dir)
     ds, source = open_houses(table, imagery=imagery, tile_meters=model.tile_meters)
     opts = {
@@ -517,6 +531,11 @@ def _gis_crs(fmt: str, crs: str | None, table: str | Path) -> Any:
     return layer_crs(crs, table)
 
 
+def rejected_path(out: Path) -> Path:
+    """Where a run with ``--imagery`` lists the rows it refused (next to ``out``)."""
+    return out.with_suffix(".rejected.csv")
+
+
 def _fallbacks(job: ScoringJob, part: Partition, header: str) -> int:
     """#fallback rows of a partition kept from an earlier run."""
     n = fallback_count(job, part)
@@ -537,7 +556,7 @@ def _warn(
     from houseprice.jobs.outputs import write_csv
 
     if source is not None and source.refusals:
-        rejected = out.with_suffix(".rejected.csv")
+        rejected = rejected_path(out)
         write_csv(source.rejected(), rejected)
         warnings.warn(
             f"{len(source.refusals)} problem(s) in {table}: those rows could not be priced; "

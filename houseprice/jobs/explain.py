@@ -35,6 +35,7 @@ from houseprice.jobs.explain_work import (
     read_parts,
     write_part,
 )
+from houseprice.jobs.guards import check_scheduler, locks_output
 from houseprice.jobs.houses import warn_uncalibrated
 from houseprice.jobs.outputs import write_csv
 from houseprice.jobs.stream import Partition, model_digest, plan, records_digest
@@ -102,6 +103,7 @@ def _scorable(model: HousePriceModel, ds: Dataset) -> bool:
     return True
 
 
+@locks_output("out_dir")  # one run at a time per output folder (houseprice.jobs.guards)
 def explain_table(
     model_dir: str | Path,
     table: str | Path,
@@ -148,6 +150,7 @@ def explain_table(
     ``basemap="osm"`` adds OpenStreetMap's online street layer (off unless asked for).
     """
     _check_engine(engine, scheduler=scheduler, workers=workers, partitions=partitions)
+    check_scheduler(scheduler)  # answers as a Dask scheduler, before any folder is made
     if max_evidence < 1:
         raise UserInputError(f"max_evidence must be at least 1 house, got {max_evidence}")
     out = Path(os.path.abspath(out_dir))
@@ -401,6 +404,23 @@ def _check_file_target(path: Path, overwrite: bool, *, inputs: tuple[str | Path,
     for item in inputs:
         if Path(item).resolve() == path.resolve():
             raise OutputExistsError(f"{path} is an input of this job; choose another --map")
+    for folder in _input_folders(inputs):
+        if folder in path.resolve().parents:
+            raise OutputExistsError(
+                f"{path} is inside the input folder {folder}; choose another --map"
+            )
+
+
+def _input_folders(inputs: tuple[str | Path, ...]) -> list[Path]:
+    """The folders a job reads from: an input that is a folder (the model, a dataset), and
+    the dataset folder (with ``dataset.json``) around an input table."""
+    out = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            out.append(item.resolve())
+        elif (item.parent / "dataset.json").is_file():
+            out.append(item.parent.resolve())
+    return out
 
 
 def _render_map(

@@ -2,8 +2,8 @@
 
 Everything a job writes goes through :mod:`houseprice.artifacts` (atomic writes, ownership
 manifests); this module adds what is specific to output tables: CSV cells that a spreadsheet
-would run as formulas are neutralised, and an existing file is replaced only with
-``--overwrite``.
+would run as formulas are neutralised (:func:`houseprice.artifacts.csv_safe`, which the data
+layer's own CSV reports use too), and an existing file is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -15,31 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from houseprice.artifacts import atomic_write_bytes, atomic_write_text
+from houseprice.artifacts import FORMULA_PREFIXES, atomic_write_bytes, atomic_write_csv, csv_safe
 from houseprice.errors import UserInputError
-
-#: Characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose text cells cannot run as spreadsheet formulas (OWASP's rule).
-
-    A text cell starting with ``= + - @``, tab or CR gets a leading ``'``; numbers, dates and
-    booleans are untouched. Parquet outputs keep the raw values.
-    """
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_PREFIXES) else v
-            )
-    return out
 
 
 def write_csv(frame: pd.DataFrame, out: str | Path) -> Path:
     """Write a table as CSV atomically, with formula-like cells neutralised."""
-    return atomic_write_text(out, csv_safe(frame).to_csv(index=False))
+    return atomic_write_csv(out, frame)
 
 
 def write_table(frame: pd.DataFrame, out: str | Path, *, overwrite: bool = False) -> Path:
@@ -71,3 +53,6 @@ def safe_name(house_id: str) -> str:
     if clean != house_id:
         clean += "-" + hashlib.sha1(house_id.encode()).hexdigest()[:8]
     return clean
+
+
+__all__ = ["FORMULA_PREFIXES", "csv_safe", "safe_name", "write_csv", "write_table"]

@@ -172,9 +172,13 @@ def date_anchor(records: pd.DataFrame) -> pd.DataFrame | None:
         col = records[c]
         if getattr(col.dt, "tz", None) is not None:
             col = col.dt.tz_localize(None)
-        ns = col.dt.as_unit("ns").to_numpy().view("i8")
-        ok = ~np.isnat(col.to_numpy())
-        rank = sum(((ns % m) != 0).astype(int) for m in (86_400 * 10**9, 10**9, 10**6, 10**3))
+        # ticks of the column's own unit (a date in year 1 does not fit in nanoseconds)
+        values = col.to_numpy()
+        per_s = 10 ** {"s": 0, "ms": 3, "us": 6, "ns": 9}[np.datetime_data(values.dtype)[0]]
+        ticks = values.view("i8")
+        ok = ~np.isnat(values)
+        steps = [m for m in (86_400 * per_s, per_s, per_s // 10**3, per_s // 10**6) if m > 1]
+        rank = sum(((ticks % m) != 0).astype(int) for m in steps)
         rows[c] = records[c].iloc[int(np.argmax(np.where(ok, rank, -1)))] if ok.any() else pd.NaT
     return pd.DataFrame({c: [v] for c, v in rows.items()})
 

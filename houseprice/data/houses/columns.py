@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from houseprice.errors import UserInputError
+from houseprice.errors import UserInputError, quote, shorten
 
 #: Values read as missing in the numeric and date columns (case-insensitive).
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
@@ -85,13 +85,13 @@ class ColumnMapping:
         out = []
         for name in MAPPABLE:
             m = self.matches.get(name)
-            how = f"{m.source!r} ({m.how})" if m else self.notes.get(name, "(none)")
+            how = f"{quote(m.source)} ({m.how})" if m else shorten(self.notes.get(name, "(none)"))
             out.append(f"  {name:<10} <- {how}")
         if self.extras:
             kept = [self.renamed.get(c, c) for c in self.extras]
-            out.append(f"  extra columns kept as attributes: {', '.join(map(str, kept))}")
+            out.append(f"  extra columns kept as attributes: {shorten(', '.join(map(str, kept)))}")
         for src, new in self.renamed.items():
-            out.append(f"  {src!r} renamed to {new!r} (its name is a contract column)")
+            out.append(f"  {quote(src)} renamed to {quote(new)} (its name is a contract column)")
         return out
 
 
@@ -101,7 +101,9 @@ def parse_column_pairs(pairs: Iterable[str]) -> dict[str, str]:
     for p in pairs:
         contract, sep, source = str(p).partition("=")
         if not sep or not contract.strip() or not source.strip():
-            raise UserInputError(f"--column {p!r}: expected contract=source, e.g. price=SalePrice")
+            raise UserInputError(
+                f"--column {quote(p)}: expected contract=source, e.g. price=SalePrice"
+            )
         out[contract.strip()] = source.strip()
     return out
 
@@ -127,22 +129,24 @@ def match_columns(
     skipped = {str(s) for s in skip}
     available = [c for c in cols if c not in skipped]
     explicit = dict(explicit or {})
-    listing = ", ".join(repr(c) for c in available)
+    listing = shorten(", ".join(repr(c) for c in available))
     matches: dict[str, Match] = {}
     used: set[str] = set()
     for contract, source in explicit.items():
         if contract not in ALIASES:
             raise UserInputError(
-                f"--column {contract}={source}: {contract!r} is not a contract column you can "
+                f"--column {shorten(contract)}={shorten(source)}: {quote(contract)} is not a "
+                "contract column you can "
                 f"map (one of: {', '.join(MAPPABLE)})"
             )
         if source not in available:
             raise UserInputError(
-                f"{origin}: --column {contract}={source}: no column {source!r} in the file "
+                f"{origin}: --column {contract}={shorten(source)}: no column {quote(source)} in "
+                "the file "
                 f"(columns: {listing})"
             )
         if source in used:
-            raise UserInputError(f"--column: source column {source!r} is mapped twice")
+            raise UserInputError(f"--column: source column {quote(source)} is mapped twice")
         matches[contract] = Match(contract, source, "explicit")
         used.add(source)
     by_norm: dict[str, str] = {}

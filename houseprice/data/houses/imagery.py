@@ -20,8 +20,11 @@ per pixel the first file in the order given that has valid data wins (``rasterio
 gaps. A tile with more than half its pixels outside every file or nodata is not used
 (``ok = False`` with the reason); the rest of a partial tile is black.
 
-Rasters stay open across calls; GDAL's block cache is capped (:data:`GDAL_CACHE_BYTES`) and
-houses are visited in spatial order, so memory does not grow with raster size.
+What a raster must be (its bands; its pixel size against the tile's, which refuses imagery too
+fine to read without overviews and warns about coarse imagery) is
+:mod:`houseprice.data.houses.imagery_checks`. Rasters stay open across calls; GDAL's block
+cache is capped (:data:`GDAL_CACHE_BYTES`) and houses are visited in spatial order, so memory
+does not grow with raster size.
 """
 
 from __future__ import annotations
@@ -40,13 +43,14 @@ import pandas as pd
 import rasterio
 from pyproj import Transformer
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform, transform_bounds
 from rasterio.windows import Window
 
+from houseprice.data.houses.imagery_checks import band_layout, check_scale, quiet_affine
 from houseprice.data.houses.source import TileSource
 from houseprice.data.houses.tiles import TileBatch
 from houseprice.errors import UserInputError
@@ -79,21 +83,6 @@ def _to_local(lon0: int) -> Transformer:
     if lon0 not in cache:
         cache[lon0] = Transformer.from_crs("EPSG:4326", local_crs(lon0).to_wkt(), always_xy=True)
     return cache[lon0]
-
-
-def _bands(src: Any) -> tuple[tuple[int, int, int], int | None]:
-    """RGB band indexes (grey replicated) and the alpha band index of a raster, if any."""
-    ci = list(src.colorinterp)
-    alpha = ci.index(ColorInterp.alpha) + 1 if ColorInterp.alpha in ci else None
-    rgb = [
-        ci.index(c) + 1 for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue) if c in ci
-    ]
-    if len(rgb) == 3:
-        return (rgb[0], rgb[1], rgb[2]), alpha
-    colour = [i + 1 for i in range(src.count) if i + 1 != alpha]
-    if len(colour) >= 3:
-        return (colour[0], colour[1], colour[2]), alpha
-    return (colour[0], colour[0], colour[0]), alpha  # greyscale
 
 
 @dataclass
@@ -188,11 +177,12 @@ def open_raster(path: str | Path) -> Raster:
                 f"{path}: expected 8-bit imagery (uint8), found {src.dtypes[0]}; convert it, "
                 "e.g. gdal_translate -ot Byte -scale FILE out.tif"
             )
+        rgb, alpha = band_layout(src)
         _check_blocks(path, src)
-        rgb, alpha = _bands(src)
         lon_c = float(np.mean(transform_bounds(src.crs, "EPSG:4326", *src.bounds)[0::2]))
         dst = local_crs(round(lon_c))
-        tr, _, _ = calculate_default_transform(src.crs, dst, src.width, src.height, *src.bounds)
+        with quiet_affine():
+            tr, _, _ = calculate_default_transform(src.crs, dst, src.width, src.height, *src.bounds)
         bounds = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
         return Raster(
             path=path,
@@ -274,6 +264,15 @@ class OrthophotoTiles(TileSource):
         )
 
     # -- reading ------------------------------------------------------------------------------
+    def check_scale(self, size: int) -> None:
+        """Refuse imagery too fine to read without overviews; warn about slow or coarse
+        imagery for tiles of ``size`` px (:func:`~.imagery_checks.check_scale`)."""
+        res = self.tile_meters / size
+        for r in self.rasters:
+            level = r.level_for(res)
+            factor = r.factors[level] if level >= 0 else 1
+            check_scale(r.path, r.metres_per_px, factor, self.tile_meters, size)
+
     def _warp(
         self, r: Raster, level: int, crs: CRS, transform: Any, size: int, resampling: Resampling
     ) -> np.ndarray:
@@ -329,6 +328,7 @@ class OrthophotoTiles(TileSource):
     ) -> TileBatch:
         from tqdm.auto import tqdm
 
+        self.check_scale(size)
         n = len(records)
         pixels = np.zeros((n, size, size, 3), dtype=np.uint8)
         ok = np.zeros(n, dtype=bool)

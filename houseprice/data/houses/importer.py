@@ -25,13 +25,14 @@ import pandas as pd
 
 from houseprice.artifacts import (
     atomic_directory,
+    atomic_write_csv,
     atomic_write_json,
     atomic_write_text,
     check_not_input,
 )
 from houseprice.data.houses.folder import read_dataset_meta
 from houseprice.data.houses.imagery import OrthophotoTiles
-from houseprice.data.houses.records import DatasetError, read_table, records_frame
+from houseprice.data.houses.records import DatasetError, check_width, read_table, records_frame
 from houseprice.data.houses.rows import (
     Refusal,
     nothing_kept,
@@ -60,12 +61,14 @@ def read_source(
         raise UserInputError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), None
+        return read_table(path), None  # every cell as text; encoding, width checked
     if suffix in (".parquet", ".geoparquet", ".pq"):
         import pyarrow.parquet as pq
 
         try:
-            if b"geo" not in (pq.read_schema(path).metadata or {}):
+            schema = pq.read_schema(path)
+            check_width(path, len(schema.names))
+            if b"geo" not in (schema.metadata or {}):
                 return pd.read_parquet(path), None
             gdf = gpd.read_parquet(path)
         except (OSError, ValueError) as e:
@@ -79,6 +82,8 @@ def read_source(
                 )
             if layer is not None and layer not in layers:
                 raise UserInputError(f"{path}: no layer {layer!r} (layers: {', '.join(layers)})")
+            info = pyogrio.read_info(path, layer=layer)
+            check_width(path, len(info["fields"]))
             gdf = gpd.read_file(path, layer=layer, engine="pyogrio")
         except pyogrio.errors.DataSourceError as e:
             raise UserInputError(f"{path}: not a readable {suffix[1:]} file ({e})") from e
@@ -247,7 +252,7 @@ def _tile_problems(
             for i, why in sorted(files.reasons.items())
         ]
     )
-    return atomic_write_text(path, table.to_csv(index=False))
+    return atomic_write_csv(path, table)
 
 
 def import_records(
@@ -318,7 +323,7 @@ def import_records(
                 if len(files.sizes) == 1:
                     meta["tile_px"] = next(iter(files.sizes))
             _write_table(tmp / "houses.csv", records, tmp, str(path))
-            atomic_write_text(tmp / "rejected.csv", src.rejected().to_csv(index=False))
+            atomic_write_csv(tmp / "rejected.csv", src.rejected())
             atomic_write_json(tmp / "dataset.json", meta)
             read_dataset_meta(tmp)  # the dataset.json schema check
     finally:

@@ -25,11 +25,16 @@ from houseprice.data.houses.schema import (
     HOUSE_COLUMNS,
     TRAIN_REQUIRED,
 )
-from houseprice.errors import FormatError, UserInputError
+from houseprice.errors import FormatError, UserInputError, quote, shorten
 
 Purpose = Literal["train", "predict", "any"]
 _DATE_RE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
 TABLE_SUFFIXES = (".csv", ".parquet", ".geoparquet", ".pq")
+#: The most columns a house table may have (the contract's ten plus extras kept as
+#: attributes); a wider file is refused before its rows are read.
+MAX_COLUMNS = 2_000
+#: The largest whole number accepted in an integer column (2^53: exact as a float).
+MAX_INTEGER = 2**53
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"row {self.row}" if self.row is not None else "table"
-        return f"{where}, column {self.column!r}, value {self.value!r}: {self.rule}"
+        return f"{where}, column {quote(self.column)}, value {quote(self.value)}: {self.rule}"
 
 
 class RecordsValidationError(UserInputError):
@@ -76,10 +81,32 @@ def _first_non_utf8_line(path: Path) -> tuple[int, int, int]:
     return 0, 0, 0
 
 
+def check_width(path: str | Path, n_columns: int) -> None:
+    """Refuse a table of more than :data:`MAX_COLUMNS` columns (before reading its rows)."""
+    if n_columns > MAX_COLUMNS:
+        raise UserInputError(
+            f"{path}: {n_columns:,} columns; houseprice reads at most {MAX_COLUMNS:,} (the "
+            "house columns plus extra attributes); drop the columns you do not need"
+        )
+
+
+def _csv_width(path: Path) -> int:
+    """The number of fields in a CSV file's header row (0 when the csv module cannot tell),
+    read without pandas (which takes ~30 s to parse a header of 100,000 names)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        try:
+            return len(next(csv.reader(fh), []))
+        except csv.Error:  # e.g. a single field over csv.field_size_limit(): pandas copes
+            return 0
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     """Every CSV cell as text; encoding, empty-file and ragged-row problems name the file."""
     try:
         # Everything as text first so validation sees the user's raw values.
+        check_width(path, _csv_width(path))
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8")
     except UnicodeDecodeError:
         line, col, byte = _first_non_utf8_line(path)
@@ -94,8 +121,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
         ) from None
     except pd.errors.ParserError as e:
         raise UserInputError(
-            f"{path}: not a well-formed CSV table ({str(e).strip()}); every row needs as many "
-            "fields as the header"
+            f"{path}: not a well-formed CSV table ({shorten(str(e).strip())}); every row needs "
+            "as many fields as the header"
         ) from None
 
 
@@ -114,7 +141,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
         import pyarrow.parquet as pq
 
         try:
-            meta = pq.read_schema(path).metadata or {}
+            schema = pq.read_schema(path)
+            check_width(path, len(schema.names))
+            meta = schema.metadata or {}
             if b"geo" in meta:
                 gdf = gpd.read_parquet(path)
                 return pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
@@ -207,7 +236,7 @@ def validate_frame(
                 name,
                 None,
                 f"required column {name!r} is missing "
-                f"(columns found: {', '.join(map(str, df.columns))})",
+                f"(columns found: {shorten(', '.join(map(str, df.columns)))})",
             )
         )
     seen: dict[str, int] = {}
@@ -253,6 +282,11 @@ def validate_frame(
             x = _to_number(v)
             if x is None:
                 problems.append(Problem(i, col.name, v, f"expected a finite {col.type}"))
+                continue
+            if col.type == "integer" and abs(x) > MAX_INTEGER:
+                problems.append(
+                    Problem(i, col.name, v, f"expected a whole number of at most 2^53 ({x:g})")
+                )
                 continue
             if col.type == "integer" and x != int(x):
                 problems.append(Problem(i, col.name, v, "expected a whole number"))

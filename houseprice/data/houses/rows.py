@@ -28,7 +28,7 @@ from houseprice.data.houses.columns import (
 )
 from houseprice.data.houses.records import validate_frame
 from houseprice.data.houses.schema import COLUMNS_BY_NAME
-from houseprice.errors import UserInputError
+from houseprice.errors import UserInputError, quote, shorten
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def _from_columns(
         raise UserInputError(
             f"{origin}: no coordinates: no geometry and no latitude/longitude (or y/x) columns "
             f"found; name them with --column latitude=COL --column longitude=COL (columns: "
-            f"{', '.join(map(repr, frame.columns))})"
+            f"{shorten(', '.join(map(repr, frame.columns)))})"
         )
     y, ybad = _numbers(frame[ys])
     x, xbad = _numbers(frame[xs])
@@ -161,7 +161,8 @@ def _from_columns(
     if crs is None:
         if ok.any() and (np.median(np.abs(x[ok])) > 180 or np.median(np.abs(y[ok])) > 90):
             raise UserInputError(
-                f"{origin}: columns {xs!r}/{ys!r} hold values such as {x[ok][0]:g}/{y[ok][0]:g}, "
+                f"{origin}: columns {quote(xs)}/{quote(ys)} hold values such as "
+                f"{x[ok][0]:g}/{y[ok][0]:g}, "
                 "not degrees; these look like projected coordinates: pass --crs EPSG:xxxx"
             )
         return _Coordinates(y, x, refusals, f"columns {ys!r}/{xs!r} as EPSG:4326 degrees")
@@ -203,9 +204,11 @@ def _contract_frame(
             work[name] = [
                 None if _missing(v) else (v.strip() if isinstance(v, str) else v) for v in vals
             ]
-    for c in mapping.extras:
-        work[mapping.renamed.get(c, c)] = frame[c].reset_index(drop=True)
-    return work
+    if not mapping.extras:
+        return work
+    extras = frame[mapping.extras].reset_index(drop=True)  # one block: linear in the columns
+    extras.columns = [mapping.renamed.get(c, c) for c in mapping.extras]
+    return pd.concat([work, extras], axis=1)
 
 
 def _rule_refusals(

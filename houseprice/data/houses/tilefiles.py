@@ -24,6 +24,7 @@ import pandas as pd
 import rasterio
 
 from houseprice.data.houses.imagery import GDAL_CACHE_BYTES, OrthophotoTiles, spatial_order
+from houseprice.data.houses.tiles import read_tile
 from houseprice.errors import UserInputError
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -106,6 +107,7 @@ def cut_tiles(
 
     try:
         ortho.check_coverage(records)
+        ortho.check_scale(tile_px)  # refuses before the threads start
         folder.mkdir(parents=True, exist_ok=True)
         lat, lon = records["latitude"].to_numpy(float), records["longitude"].to_numpy(float)
         order = spatial_order(lat, lon)
@@ -138,20 +140,18 @@ _IMAGE_EXT = (".png", ".jpg", ".jpeg")
 
 
 def _check_image(path: Path) -> tuple[int | None, str]:
-    """(width, "") for a readable square image, else (None, reason)."""
-    from PIL import Image, UnidentifiedImageError
+    """(width, "") for a readable square image, else (None, reason).
 
+    Read as a dataset's tiles are read (:func:`~houseprice.data.houses.tiles.read_tile`):
+    image bombs (a header claiming a huge size, a text chunk inflating to megabytes) and
+    undecodable files are a reason for that house, never an exception.
+    """
     try:
-        with Image.open(path) as im:
-            im.load()
-            w, h = im.size
-            im.convert("RGB")
-    except (UnidentifiedImageError, OSError) as e:
-        return None, f"tile {path.name} is not a readable image ({e})"
-    if w != h:
-        return None, f"tile {path.name} is {w}x{h}; tiles must be square"
+        w = read_tile(path).shape[1]
+    except ValueError as e:
+        return None, str(e).replace(str(path), path.name)
     if w < 8:
-        return None, f"tile {path.name} is {w}x{h}; tiles must be at least 8x8"
+        return None, f"tile {path.name} is {w}x{w}; tiles must be at least 8x8"
     return w, ""
 
 

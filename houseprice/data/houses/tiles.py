@@ -43,7 +43,8 @@ def _open_checked(path: Path) -> Image.Image:
         raise ValueError(f"tile {path} is not a regular file")
     try:
         im = Image.open(path)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as e:
+        # ValueError: a text chunk that inflates past Pillow's limit ("Decompressed data too large")
         raise ValueError(f"tile {path} is not a readable image ({e})") from e
     w, h = im.size
     if w * h > MAX_TILE_PIXELS:
@@ -82,8 +83,11 @@ def read_tile(path: Path, size: int | None = None) -> np.ndarray:
     with _open_checked(path) as im:
         try:
             im.load()
+        except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as e:
+            raise ValueError(f"tile {path} is not a readable image ({e})") from e
+        try:
             rgb = _to_rgb(im, path)
-        except (OSError, Image.DecompressionBombError, SyntaxError) as e:
+        except OSError as e:
             raise ValueError(f"tile {path} is not a readable image ({e})") from e
     w, h = rgb.size
     if w != h:
