@@ -24,6 +24,10 @@ POOLINGS: tuple[str, ...] = ("radial", "gap")
 EXPLAIN_LAYERS: tuple[str, ...] = ("final", "penultimate")
 
 
+#: Fields added after models were first saved: written to model.json only when not default.
+_LATER_OPTIONS = ("aux_dim", "test_time_dihedral")
+
+
 @dataclass
 class SiameseConfig:
     """Architecture of the rank-siamese net (stored in model.json; the one source of defaults)."""
@@ -60,8 +64,13 @@ class SiameseConfig:
         return self.feature_dim + self.aux_dim
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, except the later options (``aux_dim``, ``test_time_dihedral``) at their
+        defaults, so the configs of models saved before them read the same."""
         d = asdict(self)
         d["backbone"] = self.backbone.to_dict()
+        for name in _LATER_OPTIONS:
+            if d[name] == self.__dataclass_fields__[name].default:
+                del d[name]
         return d
 
     @classmethod
