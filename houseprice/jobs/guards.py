@@ -161,18 +161,21 @@ def check_scheduler(scheduler: str | None, *, seconds: float = SCHEDULER_SECONDS
     import asyncio
 
     import dask
+    import distributed  # noqa: F401  (registers distributed's config defaults)
     from dask.utils import parse_timedelta
 
-    seconds = min(seconds, parse_timedelta(dask.config.get("distributed.comm.timeouts.connect")))
+    connect = dask.config.get("distributed.comm.timeouts.connect", default=f"{seconds}s")
+    seconds = min(seconds, parse_timedelta(connect))
 
     def probe() -> Any:  # in its own thread: the caller may run an event loop (Jupyter)
-        return asyncio.run(asyncio.wait_for(_identity(scheduler, seconds), seconds))
+        # a little over ``seconds``: Dask's own connect timeout (the clearer error) ends first
+        return asyncio.run(asyncio.wait_for(_identity(scheduler, seconds), seconds + 1.0))
 
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="houseprice-scheduler-probe") as pool:
             identity = pool.submit(probe).result()
     except (TimeoutError, asyncio.TimeoutError):
-        why = f"nothing answered as a Dask scheduler within {seconds:g} s"
+        why = f"cannot connect to a Dask scheduler there (nothing answered within {seconds:g} s)"
     except Exception as err:  # refused connection, bad address, garbage from a non-Dask server
         why = f"cannot connect to a Dask scheduler there ({type(err).__name__}: {shorten(err)})"
     else:

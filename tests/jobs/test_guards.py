@@ -131,7 +131,7 @@ def test_scheduler_probe_accepts_a_scheduler_and_refuses_a_silent_server() -> No
         threading.Thread(target=lambda: conns.append(server.accept()[0]), daemon=True).start()
         address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
         t0 = time.monotonic()
-        with pytest.raises(UserInputError, match="nothing answered as a Dask scheduler within 2 s"):
+        with pytest.raises(UserInputError, match="cannot connect to a Dask scheduler"):
             check_scheduler(address, seconds=2)
         assert time.monotonic() - t0 < 6
         for c in conns:
