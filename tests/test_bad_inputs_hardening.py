@@ -195,14 +195,14 @@ def _(c: Ctx) -> Spec:
     return Spec([*argv, "--overwrite"], check=check)
 
 
-def _explain_map(c: Ctx, where: str, *extra: str) -> Spec:
+def _explain_map(c: Ctx, where: str, *extra: str, option: str = "--map") -> Spec:
     city2, model2 = c.copy_city(), c.copy_model()
     table = c.table(city2, n=6)
     target = {"table": city2 / "houses.csv", "manifest": model2 / "manifest.json"}.get(
-        where, model2 / "map.html"
+        where, model2 / ("map.html" if option == "--map" else "layers.gpkg")
     )
     argv = ["explain", "--model", model2, "--input", table, "--out", c.tmp / "e", "--quiet"]
-    return Spec([*argv, "--map", target, *extra], protect=[city2, model2])
+    return Spec([*argv, option, target, *extra], protect=[city2, model2])
 
 
 @case("02-explain-map-over-a-file-of-the-input-folder", r"inside the input .*choose another --map")
@@ -218,6 +218,11 @@ def _(c: Ctx) -> Spec:
 @case("02-explain-map-into-the-model-folder", r"inside the input .*choose another --map")
 def _(c: Ctx) -> Spec:
     return _explain_map(c, "new")
+
+
+@case("02-explain-gpkg-into-the-model-folder", r"inside the input .*choose another --gpkg")
+def _(c: Ctx) -> Spec:
+    return _explain_map(c, "new", option="--gpkg")
 
 
 # ---------------------------------------------------------------------------- 3, 4, 15: runs

@@ -367,6 +367,7 @@ def _gis_target(
         return None
     target = Path(os.path.abspath(path))
     if out not in target.parents:
+        _refuse_inputs(target, inputs, "--gpkg")
         check_gis_target(target, overwrite=overwrite, inputs=inputs)
     elif target.suffix.lower() not in (".gpkg", ".geoparquet"):
         check_gis_target(target, overwrite=False)  # names the accepted suffixes
@@ -401,13 +402,20 @@ def _check_file_target(path: Path, overwrite: bool, *, inputs: tuple[str | Path,
         raise OutputExistsError(f"{path} is a folder; --map must name an .html file")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+    _refuse_inputs(path, inputs, "--map")
+
+
+def _refuse_inputs(path: Path, inputs: tuple[str | Path, ...], option: str) -> None:
+    """A file output may be neither an input nor inside an input folder (model, dataset)."""
+    from houseprice.errors import OutputExistsError
+
     for item in inputs:
         if Path(item).resolve() == path.resolve():
-            raise OutputExistsError(f"{path} is an input of this job; choose another --map")
+            raise OutputExistsError(f"{path} is an input of this job; choose another {option}")
     for folder in _input_folders(inputs):
         if folder in path.resolve().parents:
             raise OutputExistsError(
-                f"{path} is inside the input folder {folder}; choose another --map"
+                f"{path} is inside the input folder {folder}; choose another {option}"
             )
 
 
