@@ -28,39 +28,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from visual_harness import DEV_CITY_SEEDS, configure, dev_city  # the same cities and overrides
 
-from houseprice.bench.pricing import SEALED_CITY_SEEDS
 from houseprice.data.houses import load_dataset
-from houseprice.synth.city import generate_city
-from houseprice.valuation.config import TrainConfig, profile_config
 from houseprice.valuation.evaluate import evaluate
 from houseprice.valuation.model import HousePriceModel
-from houseprice.vision.siamese import check_configs
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TRAIN_KEYS = {"pair_target": str, "n_folds": int}
-#: Generator seeds of the development cities (never the sealed benchmark seeds).
-DEV_CITY_SEEDS = (101, 102, 103)
-
-
-def configure(overrides: str, seed: int) -> TrainConfig:
-    """The standard profile with ``key=value`` overrides applied."""
-    cfg = profile_config("standard", seed=seed)
-    for item in overrides.split():
-        key, _, raw = item.partition("=")
-        if key in TRAIN_KEYS:
-            setattr(cfg, key, TRAIN_KEYS[key](raw))
-            continue
-        part = next((p for p in (cfg.siamese, cfg.siamese_training) if hasattr(p, key)), None)
-        if part is None:
-            raise SystemExit(f"unknown override {key!r} in {overrides!r}")
-        cur = getattr(part, key)
-        value: Any = None if raw == "none" else type(cur if cur is not None else 0.0)(raw)
-        setattr(part, key, value)
-        if key == "aux_weight":  # the auxiliary pair head exists iff it is trained
-            cfg.siamese.aux_head = value > 0
-    check_configs(cfg.siamese, cfg.siamese_training)
-    return cfg
 
 
 def log_rmse_gain(model: HousePriceModel, ds: Any) -> dict[str, float]:
@@ -86,16 +60,6 @@ def log_rmse_gain(model: HousePriceModel, ds: Any) -> dict[str, float]:
         pred = model.config.build_regressor().fit(xf.iloc[core], y[core]).predict(xf.iloc[val])
         out[name] = float(np.sqrt(np.mean((pred - y[val]) ** 2)))
     return out
-
-
-def dev_city(seed: int, work: Path, houses: int) -> Path:
-    """The development city of ``seed`` (generated once into ``work``)."""
-    if seed in SEALED_CITY_SEEDS:
-        raise SystemExit(f"city seed {seed} is sealed (houseprice.bench.pricing); pick another")
-    folder = work / f"dev_city_{seed}_{houses}"
-    if not folder.exists():
-        generate_city(folder, n_houses=houses, seed=seed, progress=False)
-    return folder
 
 
 def main() -> None:

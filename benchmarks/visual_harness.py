@@ -137,30 +137,27 @@ def training_period(ds: Dataset) -> Dataset:
     return ds.subset(ds.records.iloc[tr].reset_index(drop=True))
 
 
-def _premium_targets(truth: pd.DataFrame) -> Callable[..., np.ndarray]:
-    """For the ceiling: rank the generator's true visual premium instead of the residual."""
+def _premium_targets(truth: pd.DataFrame, ids: np.ndarray) -> Callable[..., np.ndarray]:
+    """For the ceiling: rank the generator's true visual premium instead of the residual.
+
+    ``ids`` are the dataset's house ids by row position (the fit's frames keep that index)."""
     premium = truth.set_index("house_id")["visual_log_premium"]
 
     def targets(x: pd.DataFrame, log_price: np.ndarray, cfg: TrainConfig) -> np.ndarray:
-        ids = CURRENT_IDS[x.index.to_numpy()]
-        return premium.reindex(ids).to_numpy(dtype=np.float64)
+        return premium.reindex(ids[x.index.to_numpy()]).to_numpy(dtype=np.float64)
 
     return targets
 
 
-CURRENT_IDS: np.ndarray = np.array([], dtype=object)
-
-
 def fit_model(ds: Dataset, cfg: TrainConfig, ceiling: bool) -> HousePriceModel:
     """``HousePriceModel.fit``; for the ceiling its pair targets are the true premium."""
-    global CURRENT_IDS
     if not ceiling:
         return HousePriceModel.fit(ds, cfg, progress=False)
     truth = read_truth(ds)
     assert truth is not None, "the ceiling needs the generator's truth"
-    CURRENT_IDS = ds.records["house_id"].astype(str).to_numpy()
+    ids = ds.records["house_id"].astype(str).to_numpy()
     original = model_module._residual_targets
-    model_module._residual_targets = _premium_targets(truth)
+    model_module._residual_targets = _premium_targets(truth, ids)
     try:
         return HousePriceModel.fit(ds, cfg, progress=False)
     finally:
