@@ -156,19 +156,33 @@ def run_lite0_setting(
     start = time.perf_counter()
     _, history = train_embedding(fit, config, seed=seed, progress=False, eval_dataset=val, aug=aug)
     shown = {k: v.to_dict() if isinstance(v, BackboneConfig) else v for k, v in overrides.items()}
+    row = _row(name, shown, aug, config, (len(fit), len(val)), history, start)
+    row["aug"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(aug).items()}
+    row["torch_threads"] = torch.get_num_threads()
+    return row
+
+
+def _row(
+    name: str,
+    overrides: dict[str, Any],
+    aug: CUBAugConfig,
+    config: EmbeddingTrainConfig,
+    sizes: tuple[int, int],
+    history: list[dict[str, Any]],
+    start: float,
+) -> dict[str, Any]:
+    """One tuning row: the setting, its split sizes and its validation history."""
     return {
         "name": name,
-        "overrides": shown,
-        "aug": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(aug).items()},
+        "overrides": overrides,
         "aug_scale": list(aug.scale),
         "epochs": config.epochs,
-        "n_fit_images": len(fit),
-        "n_val_images": len(val),
+        "n_fit_images": sizes[0],
+        "n_val_images": sizes[1],
         "val_recall_at_1": history[-1]["recall_at_1"],
         "val_nmi": history[-1]["nmi"],
         "best_val_recall_at_1": max(h["recall_at_1"] for h in history),
         "seconds": time.perf_counter() - start,
-        "torch_threads": torch.get_num_threads(),
         "history": history,
     }
 
@@ -193,19 +207,7 @@ def run_setting(
     fit, val = validation_split(root, config.image_size, aug, n_val_classes)
     start = time.perf_counter()
     _, history = train_embedding(fit, config, seed=seed, progress=False, eval_dataset=val)
-    return {
-        "name": name,
-        "overrides": dict(overrides),
-        "aug_scale": list(aug.scale),
-        "epochs": config.epochs,
-        "n_fit_images": len(fit),
-        "n_val_images": len(val),
-        "val_recall_at_1": history[-1]["recall_at_1"],
-        "val_nmi": history[-1]["nmi"],
-        "best_val_recall_at_1": max(h["recall_at_1"] for h in history),
-        "seconds": time.perf_counter() - start,
-        "history": history,
-    }
+    return _row(name, dict(overrides), aug, config, (len(fit), len(val)), history, start)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
